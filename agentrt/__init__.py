@@ -1,0 +1,1 @@
+"""agentrt: run agent workflows under end-to-end deadlines."""

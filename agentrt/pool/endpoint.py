@@ -1,0 +1,104 @@
+"""What an endpoint is: its configuration (validated at the edge) and its live state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+__all__ = ["EndpointSpec", "EndpointState", "GroupName"]
+
+GroupName = str
+"""A server group: ``"plain"``, ``"spec"`` (speculative decoding), or your own."""
+
+PLAIN_GROUP = "plain"
+SPEC_GROUP = "spec"
+
+
+class EndpointSpec(BaseModel):
+    """One OpenAI-compatible server, as configured.
+
+    ``url`` is the server root (``http://host:8000``; a trailing ``/v1`` is
+    accepted and dropped). ``model`` is the served model name; left empty, the
+    pool asks ``/v1/models`` and takes the first one. ``speculative`` records
+    the server's ``--speculative-config`` when it has one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    group: GroupName = PLAIN_GROUP
+    model: str | None = None
+    api_key: SecretStr | None = None
+    speculative: dict[str, Any] | None = None
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"url must start with http:// or https://, got {value!r}")
+        if not parts.hostname:
+            raise ValueError(f"url has no host: {value!r}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"url has an invalid port: {value!r}") from exc
+        if port == 0:
+            raise ValueError(f"url has an invalid port: {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"url must not have a query or fragment: {value!r}")
+        path = parts.path.rstrip("/")
+        if path.endswith("/v1"):
+            path = path[: -len("/v1")]
+        return f"{parts.scheme}://{parts.netloc}{path}"
+
+    @field_validator("group")
+    @classmethod
+    def _check_group(cls, value: str) -> str:
+        if not value or not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"group must be a non-empty name of letters, digits, - or _: {value!r}")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` for tracing's ``server.address`` / ``server.port``."""
+        parts = urlsplit(self.url)
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname or "", parts.port or default
+
+
+@dataclass
+class EndpointState:
+    """What the pool knows about one endpoint right now (mutated by the pool only)."""
+
+    spec: EndpointSpec
+    served_model: str | None = None
+    version: str | None = None
+    in_flight: int = 0
+    server_running: float = 0.0
+    server_waiting: float = 0.0
+    ejected_until: float = -math.inf
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.spec.url
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.ejected_until
+
+    @property
+    def load(self) -> float:
+        """Routing load: requests we have open here plus what the server reports queued.
+
+        The server's ``running`` already counts our own requests, so take the larger
+        of the two views, then add the server's waiting queue.
+        """
+        return max(float(self.in_flight), self.server_running) + self.server_waiting
