@@ -6,12 +6,13 @@ Configuration mistakes (yours, fix the input) stand apart from run failures
     AgentrtError
     ├── ConfigurationError            bad input: names the source, field and value
     │   ├── EndpointConfigError       malformed URL, unknown group, bad TOML/env
-    │   ├── ProfileError              a budget profile that does not validate
+    │   ├── ProfileError              a budget profile that does not validate (file, field, value)
     │   ├── ModelNotServed            the endpoint does not serve the requested model
     │   └── ModelNotPreparedError     local model package missing or conversion failed
     └── RunError                      failures while running
         ├── DeadlineExceeded          scope, deadline, elapsed; never retried
         ├── BudgetRefused             a call whose minimum latency exceeds its slice
+        ├── TokenCapReached           the run's token cap is spent; no call may start
         ├── PoolError
         │   ├── NoHealthyEndpoint     every endpoint of the group is ejected or absent
         │   ├── EndpointError         one endpoint failed (carries its URL)
@@ -43,6 +44,7 @@ __all__ = [
     "ProfileError",
     "ProtocolError",
     "RunError",
+    "TokenCapReached",
 ]
 
 
@@ -59,7 +61,24 @@ class EndpointConfigError(ConfigurationError):
 
 
 class ProfileError(ConfigurationError):
-    """A budget profile failed to load or validate."""
+    """A budget profile failed to load or validate.
+
+    ``path`` is the file (or other source), ``field`` the dotted field and
+    ``value`` the bad value, when known; the message says all three.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        field: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = path
+        self.field = field
+        self.value = value
+        super().__init__(message)
 
 
 class ModelNotPreparedError(ConfigurationError):
@@ -97,6 +116,15 @@ class BudgetRefused(RunError):
         super().__init__(
             f"{what} refused: needs at least {minimum_s:.3f}s, slice is {slice_s:.3f}s"
         )
+
+
+class TokenCapReached(RunError):
+    """The run's token cap is spent: no further call may start."""
+
+    def __init__(self, cap: int, used: int) -> None:
+        self.cap = cap
+        self.used = used
+        super().__init__(f"token cap reached: {used} of {cap} tokens used")
 
 
 class PoolError(RunError):
