@@ -5,6 +5,7 @@
 ``AGENTRT_ENDPOINTS_FILE``  a TOML file with ``[[endpoints]]`` tables
 ``AGENTRT_HOME``            where the prepared model, pool state and logs live
                             (default ``~/.cache/agentrt``)
+``AGENTRT_MODEL_DIR``       where prepared models live (default ``<home>/models``)
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Settings read from ``AGENTRT_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="AGENTRT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGENTRT_", extra="ignore", populate_by_name=True)
 
     endpoints: str | None = None
     endpoints_file: Path | None = None
     home: Path = Field(default_factory=default_home)
+    models: Path | None = Field(default=None, alias="AGENTRT_MODEL_DIR")
 
     @property
     def model_dir(self) -> Path:
-        return self.home / "models"
+        return self.models or self.home / "models"
 
     @property
     def pool_dir(self) -> Path:

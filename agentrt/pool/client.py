@@ -110,6 +110,7 @@ class EndpointClient:
         deadline_at: float = math.inf,
         headers: Mapping[str, str] | None = None,
         on_close: Callable[[ChatStream], None] | None = None,
+        vllm: bool = False,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 60.0,
     ) -> ChatStream:
@@ -120,7 +121,7 @@ class EndpointClient:
         http_request = self._http.build_request(
             "POST",
             f"{self.url}/v1/chat/completions",
-            json=request.payload(model, stream=True),
+            json=request.payload(model, stream=True, vllm=vllm),
             headers=self._headers(headers),
             timeout=timeout,
         )
@@ -170,7 +171,9 @@ class EndpointClient:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ProtocolError(self.url, f"{path} did not answer JSON: {response.text[:200]!r}") from exc
+            raise ProtocolError(
+                self.url, f"{path} did not answer JSON: {response.text[:200]!r}"
+            ) from exc
         if not isinstance(body, dict):
             raise ProtocolError(self.url, f"{path} did not answer a JSON object: {body!r:.200}")
         return body

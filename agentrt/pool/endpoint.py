@@ -61,7 +61,9 @@ class EndpointSpec(BaseModel):
     @classmethod
     def _check_group(cls, value: str) -> str:
         if not value or not value.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"group must be a non-empty name of letters, digits, - or _: {value!r}")
+            raise ValueError(
+                f"group must be a non-empty name of letters, digits, - or _: {value!r}"
+            )
         return value
 
     @property

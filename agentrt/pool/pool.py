@@ -169,7 +169,9 @@ class EndpointPool:
     def client(self, state: EndpointState) -> EndpointClient:
         return self._clients[state.url]
 
-    def choose(self, group: str = PLAIN_GROUP, exclude: frozenset[str] = frozenset()) -> EndpointState:
+    def choose(
+        self, group: str = PLAIN_GROUP, exclude: frozenset[str] = frozenset()
+    ) -> EndpointState:
         """The least-loaded healthy endpoint of ``group`` not in ``exclude``.
 
         Excluded endpoints are used only when nothing else is healthy.
@@ -272,6 +274,7 @@ class EndpointPool:
                 deadline_at=deadline.hard_at,
                 headers=headers,
                 on_close=lambda s: self._on_stream_closed(state, s),
+                vllm=state.version is not None,
             )
         except EndpointUnavailable as exc:
             state.in_flight -= request.n
@@ -313,9 +316,7 @@ class EndpointPool:
     async def refresh_load(self) -> None:
         """Read running/waiting sequences from each healthy endpoint's ``/metrics``."""
         now = self._clock.now()
-        await asyncio.gather(
-            *(self._refresh_one(s) for s in self._states if s.healthy(now))
-        )
+        await asyncio.gather(*(self._refresh_one(s) for s in self._states if s.healthy(now)))
 
     async def _refresh_one(self, state: EndpointState) -> None:
         try:

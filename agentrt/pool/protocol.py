@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from agentrt.errors import ConfigurationError, ProtocolError
 
@@ -21,6 +21,7 @@ __all__ = [
     "BranchFinished",
     "ChatRequest",
     "Message",
+    "PromptAccepted",
     "StreamEvent",
     "TokenDelta",
     "Usage",
@@ -89,8 +90,9 @@ class ChatRequest:
                 f" got {self.top_logprobs}"
             )
 
-    def payload(self, model: str, *, stream: bool = True) -> dict[str, Any]:
-        """The JSON body for ``/v1/chat/completions``."""
+    def payload(self, model: str, *, stream: bool = True, vllm: bool = False) -> dict[str, Any]:
+        """The JSON body for ``/v1/chat/completions``; ``vllm`` adds vLLM's
+        ``return_token_ids`` so token counts per branch are exact."""
         body: dict[str, Any] = {
             "model": self.model or model,
             "messages": list(self.messages),
@@ -106,6 +108,8 @@ class ChatRequest:
             body["seed"] = self.seed
         if self.stop:
             body["stop"] = list(self.stop)
+        if vllm and stream:
+            body["return_token_ids"] = True
         if self.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = self.top_logprobs
@@ -139,6 +143,14 @@ class BranchFinished:
 
 
 @dataclass(frozen=True)
+class PromptAccepted:
+    """The server reported the prompt's token count (vLLM, with ``return_token_ids``)."""
+
+    prompt_tokens: int
+    at: float
+
+
+@dataclass(frozen=True)
 class Usage:
     """Token usage for the whole request, from the final chunk."""
 
@@ -147,10 +159,10 @@ class Usage:
     at: float
 
 
-StreamEvent = TokenDelta | BranchFinished | Usage
+StreamEvent = TokenDelta | BranchFinished | PromptAccepted | Usage
 
 
-async def iter_sse_data(lines: AsyncIterator[str], url: str) -> AsyncIterator[str]:
+async def iter_sse_data(lines: AsyncIterator[str], url: str) -> AsyncGenerator[str, None]:
     """Yield the ``data:`` payloads of a server-sent-event stream until ``[DONE]``."""
     async for raw in lines:
         line = raw.strip()
@@ -183,6 +195,9 @@ def decode_chunk(data: str, at: float, url: str) -> list[StreamEvent]:
     if not isinstance(choices, list):
         raise ProtocolError(url, f"chunk has no 'choices' list: {data[:120]!r}")
     events: list[StreamEvent] = []
+    prompt_ids = chunk.get("prompt_token_ids")
+    if isinstance(prompt_ids, list):
+        events.append(PromptAccepted(prompt_tokens=len(prompt_ids), at=at))
     for choice in choices:
         events.extend(_decode_choice(choice, at, url))
     usage = chunk.get("usage")
@@ -244,6 +259,3 @@ def _int_field(obj: dict[str, Any], name: str, url: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ProtocolError(url, f"usage.{name} is not an integer: {value!r}")
     return value
-
-
-ChatRole = Literal["system", "user", "assistant", "tool"]

@@ -19,6 +19,7 @@ from agentrt.errors import EndpointError, EndpointUnavailable, ProtocolError
 from agentrt.pool.protocol import (
     BranchFinished,
     ChatRequest,
+    PromptAccepted,
     StreamEvent,
     TokenDelta,
     Usage,
@@ -89,6 +90,7 @@ class ChatStream:
             i: BranchRecord(index=i) for i in range(request.n)
         }
         self.usage: Usage | None = None
+        self.prompt_tokens: int | None = None
         self.cut_by_deadline = False
         self.error: EndpointError | None = None
         self.closed_at: float | None = None
@@ -188,8 +190,11 @@ class ChatStream:
             branch = self._branch(event.index)
             branch.finish_reason = event.reason
             branch.finished_at = event.at
+        elif isinstance(event, PromptAccepted):
+            self.prompt_tokens = event.prompt_tokens
         else:
             self.usage = event
+            self.prompt_tokens = event.prompt_tokens
 
     def _branch(self, index: int) -> BranchRecord:
         if index not in self.branches:

