@@ -107,8 +107,11 @@ class Deadline:
         hard_at = self.hard_at
         if at_most_s is not None:
             hard_at = min(hard_at, now + at_most_s)
-        if fraction is not None:
-            hard_at = min(hard_at, now + fraction * self.remaining())
+        if fraction is not None and fraction < 1.0:
+            remaining = self.remaining()
+            # a fraction of forever is forever, except none of it (0 * inf is nan)
+            share = 0.0 if fraction == 0.0 else fraction * remaining
+            hard_at = min(hard_at, now + share)
         soft_at = min(self.soft_at, hard_at - soft_margin_s)
         return Deadline(
             hard_at=hard_at,

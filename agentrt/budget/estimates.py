@@ -8,6 +8,7 @@ profile (pydantic, at the edge) is turned into these before any policy sees it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ class LatencyStats:
             (0.95, self.p95_s),
             (0.99, self.p99_s),
         )
-        for (q0, s0), (q1, s1) in zip(knots, knots[1:], strict=False):
+        for (q0, s0), (q1, s1) in itertools.pairwise(knots):
             if q <= q1:
                 return s0 + (s1 - s0) * (q - q0) / (q1 - q0)
         slope = (self.p99_s - self.p95_s) / 0.04
@@ -65,8 +66,13 @@ class LatencyStats:
     def cdf_points(self) -> AccuracyPoints:
         """The latency CDF as ``(seconds, probability)`` points: the chance a call
         finishes within a slice. Used as the accuracy curve when none is known."""
-        raw = ((self.min_s, 0.0), (self.p50_s, 0.5), (self.p90_s, 0.9))
-        raw += ((self.p95_s, 0.95), (self.p99_s, 0.99))
+        raw: AccuracyPoints = (
+            (self.min_s, 0.0),
+            (self.p50_s, 0.5),
+            (self.p90_s, 0.9),
+            (self.p95_s, 0.95),
+            (self.p99_s, 0.99),
+        )
         points: list[tuple[float, float]] = []
         for seconds, prob in raw:
             if points and seconds <= points[-1][0]:

@@ -224,9 +224,9 @@ class MaxOf(SlicePolicy):
         return max((p(state) for p in self.policies), default=0.0)
 
 
-def _flatten(kind: type[MinOf] | type[MaxOf], policies: tuple[SlicePolicy, ...]) -> tuple[
-    SlicePolicy, ...
-]:
+def _flatten(
+    kind: type[MinOf] | type[MaxOf], policies: tuple[SlicePolicy, ...]
+) -> tuple[SlicePolicy, ...]:
     out: list[SlicePolicy] = []
     for p in policies:
         out.extend(p.policies if isinstance(p, kind) else (p,))

@@ -23,6 +23,7 @@ file, the dotted field and the bad value.
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from pathlib import Path
@@ -99,7 +100,7 @@ class NodeStats(BaseModel):
             if not 0.0 <= accuracy <= 1.0:
                 raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
         times = [seconds for seconds, _ in value]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError(f"seconds must increase strictly, got {times}")
         return value
 
@@ -174,9 +175,7 @@ def _profile_error(source: str, exc: ValidationError, *, prefix: str = "") -> Pr
     first_field = ".".join(str(part) for part in first["loc"])
     if prefix:
         first_field = f"{prefix}.{first_field}" if first_field else prefix
-    return ProfileError(
-        "\n".join(lines), path=source, field=first_field, value=first.get("input")
-    )
+    return ProfileError("\n".join(lines), path=source, field=first_field, value=first.get("input"))
 
 
 def load_profile(path: str | Path) -> BudgetProfile:

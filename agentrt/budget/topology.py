@@ -14,6 +14,7 @@ map), otherwise LangGraph draws no edges for them and the path is too short.
 
 from __future__ import annotations
 
+import itertools
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class GraphTopology:
         """``START -> names[0] -> ... -> names[-1] -> END``."""
         nodes = tuple(names)
         path = (START, *nodes, END)
-        return cls(nodes, tuple(Edge(a, b) for a, b in zip(path, path[1:], strict=False)))
+        return cls(nodes, tuple(Edge(a, b) for a, b in itertools.pairwise(path)))
 
     @classmethod
     def from_edges(
@@ -88,9 +89,7 @@ class GraphTopology:
         """
         drawn = compiled.get_graph()
         nodes = tuple(name for name in drawn.nodes if name not in (START, END))
-        edges = tuple(
-            Edge(str(e.source), str(e.target), bool(e.conditional)) for e in drawn.edges
-        )
+        edges = tuple(Edge(str(e.source), str(e.target), bool(e.conditional)) for e in drawn.edges)
         return cls(nodes, edges, _send_targets(compiled) & frozenset(nodes))
 
     # -- reading --------------------------------------------------------------

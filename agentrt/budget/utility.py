@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import groupby
+from itertools import groupby, pairwise
 
 from agentrt.budget.estimates import AccuracyPoints, CallEstimate
 
@@ -65,7 +65,7 @@ def water_fill(calls: Sequence[CallEstimate], available_s: float) -> list[float]
         if call.count <= 0:
             continue
         hull = log_hull(call.accuracy_points())
-        for (t0, y0), (t1, y1) in zip(hull, hull[1:], strict=False):
+        for (t0, y0), (t1, y1) in pairwise(hull):
             slope = call.parallel * (y1 - y0) / (t1 - t0)
             segments.append((slope, index, t1 - t0))
     segments.sort(key=lambda seg: (-seg[0], seg[1]))
@@ -97,7 +97,7 @@ def expected_success(calls: Sequence[CallEstimate], slices: Sequence[float]) -> 
 def _interpolate(hull: tuple[tuple[float, float], ...], seconds: float) -> float:
     if seconds <= hull[0][0]:
         return hull[0][1]
-    for (t0, y0), (t1, y1) in zip(hull, hull[1:], strict=False):
+    for (t0, y0), (t1, y1) in pairwise(hull):
         if seconds <= t1:
             return y0 + (y1 - y0) * (seconds - t0) / (t1 - t0)
     return hull[-1][1]
