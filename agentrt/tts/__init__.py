@@ -1,0 +1,116 @@
+"""Latency-aware test-time scaling: answer specs, strategies, voting, scorers,
+latency / length / accuracy models and the planner.
+
+Everything here is pure and server-free; the anytime executor that streams
+branches on the pool builds on it.
+"""
+
+from agentrt.tts.accuracy import (
+    AccuracyEstimator,
+    AccuracyModel,
+    AccuracyPrior,
+    MeasuredAccuracy,
+    majority_accuracy,
+    plurality_accuracy,
+)
+from agentrt.tts.answers import (
+    Answer,
+    AnswerSpec,
+    BoxedAnswer,
+    ChoiceLetter,
+    JsonField,
+    LastNumber,
+    NormalisedString,
+)
+from agentrt.tts.branch import BranchSource, BranchView
+from agentrt.tts.config import PLAIN_GROUP, SPEC_GROUP, StrategyName, TTSConfig
+from agentrt.tts.curve import Curve
+from agentrt.tts.greedy_search import plan_greedy_parallelism
+from agentrt.tts.latency import LatencyModel, SpeculativeModel, TTFTModel
+from agentrt.tts.length import LengthModel
+from agentrt.tts.math_answers import MathEquivalent
+from agentrt.tts.planner import (
+    Plan,
+    PlanInputs,
+    Prediction,
+    SearchSpace,
+    plan_for_deadline,
+    plan_with_penalty,
+    predict,
+)
+from agentrt.tts.result import BranchCounts, Result
+from agentrt.tts.scorers import MeanLogprobScorer, RewardModelScorer, Scorer, VerifierScorer
+from agentrt.tts.strategies import (
+    Beam,
+    BestOfN,
+    Majority,
+    RequestOptions,
+    Single,
+    Strategy,
+    Weighted,
+    strategy_for,
+)
+from agentrt.tts.voting import (
+    Decision,
+    best_of_n_vote,
+    majority_can_stop,
+    majority_vote,
+    weighted_can_stop,
+    weighted_vote,
+)
+
+__all__ = [
+    "PLAIN_GROUP",
+    "SPEC_GROUP",
+    "AccuracyEstimator",
+    "AccuracyModel",
+    "AccuracyPrior",
+    "Answer",
+    "AnswerSpec",
+    "Beam",
+    "BestOfN",
+    "BoxedAnswer",
+    "BranchCounts",
+    "BranchSource",
+    "BranchView",
+    "ChoiceLetter",
+    "Curve",
+    "Decision",
+    "JsonField",
+    "LastNumber",
+    "LatencyModel",
+    "LengthModel",
+    "Majority",
+    "MathEquivalent",
+    "MeanLogprobScorer",
+    "MeasuredAccuracy",
+    "NormalisedString",
+    "Plan",
+    "PlanInputs",
+    "Prediction",
+    "RequestOptions",
+    "Result",
+    "RewardModelScorer",
+    "Scorer",
+    "SearchSpace",
+    "Single",
+    "SpeculativeModel",
+    "Strategy",
+    "StrategyName",
+    "TTFTModel",
+    "TTSConfig",
+    "VerifierScorer",
+    "Weighted",
+    "best_of_n_vote",
+    "majority_accuracy",
+    "majority_can_stop",
+    "majority_vote",
+    "plan_for_deadline",
+    "plan_greedy_parallelism",
+    "plan_with_penalty",
+    "plurality_accuracy",
+    "predict",
+    "strategy_for",
+    "weighted_can_stop",
+    "weighted_vote",
+]

@@ -194,9 +194,7 @@ class Weighted:
         return weighted_vote(branches, self.answer_spec, include_partial=include_partial)
 
     def can_stop_early(self, snapshot: Sequence[BranchView], still_running: int) -> bool:
-        return weighted_can_stop(
-            snapshot, self.answer_spec, still_running, self.max_branch_weight
-        )
+        return weighted_can_stop(snapshot, self.answer_spec, still_running, self.max_branch_weight)
 
 
 @dataclass(frozen=True)

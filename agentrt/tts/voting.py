@@ -205,9 +205,7 @@ def _leader_margin(tallies: tuple[AnswerTally, ...]) -> tuple[float, float]:
     return leader, runner_up
 
 
-def majority_can_stop(
-    branches: Sequence[BranchView], spec: AnswerSpec, still_running: int
-) -> bool:
+def majority_can_stop(branches: Sequence[BranchView], spec: AnswerSpec, still_running: int) -> bool:
     """True once the leading answer cannot be overtaken, or tied, even if every
     one of the ``still_running`` branches voted for the runner-up.
 
