@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
 from agentrt.errors import ConfigurationError
@@ -91,13 +91,15 @@ def canonical_number(literal: str) -> str | None:
         return None
     if value == 0:
         return "0"
-    normal = value.normalize()
-    if normal == normal.to_integral_value():
+    normal = _EXACT.normalize(value)
+    if normal == _EXACT.to_integral_value(normal):
         return str(int(normal))
     return f"{normal:f}"
 
 
 _PLAIN_NUMBER_CHARS = frozenset("0123456789.+-")
+_EXACT = Context(prec=256)
+"""Enough digits that normalising a <=200-character literal never rounds it."""
 
 
 @dataclass(frozen=True)
