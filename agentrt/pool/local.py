@@ -41,6 +41,7 @@ NGRAM_SPECULATIVE_CONFIG: dict[str, Any] = {
 LOOPBACK = "127.0.0.1"
 
 _LIKELY_CAUSES: tuple[tuple[str, str], ...] = (
+    ("unrecognized arguments", "vLLM does not know one of the server arguments (see the log)"),
     ("Address already in use", "the port is taken by another process; pick another port"),
     (
         "PackageNotFoundError",

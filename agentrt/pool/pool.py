@@ -28,7 +28,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from agentrt.clock import Clock, current_clock
+from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline, current_deadline
 from agentrt.errors import (
     EndpointConfigError,
@@ -237,9 +237,13 @@ class EndpointPool:
                 with attempt:
                     if deadline.expired:
                         raise deadline.exceeded()
-                    return await self._open_once(
-                        request, group, deadline, headers, started_at, frozenset(tried)
-                    )
+                    try:
+                        async with timeout_after(deadline.remaining()):
+                            return await self._open_once(
+                                request, group, deadline, headers, started_at, frozenset(tried)
+                            )
+                    except TimeoutError as exc:
+                        raise deadline.exceeded() from exc
                 if attempt.retry_state.outcome is not None and attempt.retry_state.outcome.failed:
                     error = attempt.retry_state.outcome.exception()
                     if isinstance(error, EndpointError):

@@ -227,13 +227,13 @@ def _decode_choice(choice: Any, at: float, url: str) -> list[StreamEvent]:
         raise ProtocolError(url, f"delta content is not a string: {text!r:.120}")
     logprobs = _logprobs(choice.get("logprobs"))
     token_ids = choice.get("token_ids")
-    if text or logprobs:
-        if logprobs:
-            tokens = len(logprobs)
-        elif isinstance(token_ids, list):
-            tokens = len(token_ids)
-        else:
-            tokens = 1
+    if logprobs:
+        tokens = len(logprobs)
+    elif isinstance(token_ids, list):
+        tokens = len(token_ids)  # vLLM's return_token_ids: exact, includes a final EOS
+    else:
+        tokens = 1 if text else 0
+    if tokens or text:
         events.append(TokenDelta(index=index, text=text, at=at, tokens=tokens, logprobs=logprobs))
     reason = choice.get("finish_reason")
     if reason is not None:
