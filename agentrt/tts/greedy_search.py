@@ -5,7 +5,7 @@ parallelism (speculative decoding with draft length gamma) compete for the
 same spare compute. In vLLM gamma is fixed per server, so each value of gamma
 is an endpoint group (plain is gamma = 0). Starting from the cheapest point
 (smallest B, smallest gamma that fits), each step moves to the neighbour
-(B one step up, gamma one step up or down) with the highest predicted
+(B up to the next width that raises accuracy, gamma one step up or down) with the highest predicted
 accuracy, then the lowest latency quantile, as long as it fits the slice and
 strictly improves on the current point; it stops when none does. Kept beside
 the exhaustive planner for comparison, not as the default.
@@ -59,8 +59,19 @@ def plan_greedy_parallelism(inputs: PlanInputs, max_tokens: int | None = None) -
         return Plan("greedy", None, None, reason, inputs.slice_s, len(cache), 0)
     b, g = start
     steps = [f"start B={widths[b]} gamma={inputs.latency_models[groups[g]].draft_tokens}"]
+
+    def wider(b: int, g: int) -> int:
+        """The next width that predicts higher accuracy (majority of 2 ties with 1:
+        a plateau must not stop the search), or the next width if none fits."""
+        for nb in range(b + 1, len(widths)):
+            if not at(nb, g).fits(inputs.slice_s):
+                return nb
+            if at(nb, g).accuracy > at(b, g).accuracy:
+                return nb
+        return b + 1
+
     while True:
-        moves = [(b + 1, g), (b, g + 1), (b, g - 1)]
+        moves = [(wider(b, g), g), (b, g + 1), (b, g - 1)]
         fitting = [
             (at(nb, ng), nb, ng)
             for nb, ng in moves

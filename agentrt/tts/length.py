@@ -18,6 +18,7 @@ import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -105,14 +106,11 @@ class LengthModel:
         return self.quantile(q ** (1.0 / n))
 
     def expected_max(self, n: int, max_tokens: float = math.inf) -> float:
-        """Mean length of the longest of ``n`` branches, each capped at ``max_tokens``."""
+        """Mean length of the longest of ``n`` branches, each capped at ``max_tokens``
+        (midpoint rule over ``F^{-1}(u^{1/n})``; memoised, the planner asks often)."""
         if n < 1:
             raise ConfigurationError(f"n must be >= 1, got {n}")
-        total = 0.0
-        for k in range(_GRID):
-            u = (k + 0.5) / _GRID
-            total += min(max_tokens, self.quantile(u ** (1.0 / n)))
-        return total / _GRID
+        return _expected_max(self, n, max_tokens)
 
     def expected_tokens(self, max_tokens: float = math.inf) -> float:
         """Mean tokens one branch generates when capped at ``max_tokens``."""
@@ -140,6 +138,15 @@ class LengthModel:
             prior_median_tokens=profile.prior_median_tokens,
             prior_sigma=profile.prior_sigma,
         )
+
+
+@lru_cache(maxsize=4096)
+def _expected_max(model: LengthModel, n: int, max_tokens: float) -> float:
+    total = 0.0
+    for k in range(_GRID):
+        u = (k + 0.5) / _GRID
+        total += min(max_tokens, model.quantile(u ** (1.0 / n)))
+    return total / _GRID
 
 
 class LengthProfile(BaseModel):
