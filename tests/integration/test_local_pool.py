@@ -149,7 +149,7 @@ def test_launcher_records_and_stops_exactly_its_servers(
 def test_a_failed_start_shows_the_log_tail_and_cause(tmp_path: Path) -> None:
     pool = LocalPool(local_settings(tmp_path))
     with pytest.raises(
-        LocalPoolError, match="(?s)failed to start.*likely cause: vLLM does not know"
+        LocalPoolError, match=r"(?s)failed to start.*likely cause: vLLM does not know"
     ) as info:
         asyncio.run(pool.up(plain=1, extra_args=["--no-such-flag"], timeout_s=120))
     assert "no-such-flag" in str(info.value)

@@ -50,7 +50,7 @@ async def test_server_reported_load_steers_routing() -> None:
 
 async def test_unknown_group_is_a_configuration_error() -> None:
     async with make_pool(FakeCluster(a=FakeVLLM()), a="plain") as pool:
-        with pytest.raises(EndpointConfigError, match="unknown endpoint group 'gpu'.*'plain'"):
+        with pytest.raises(EndpointConfigError, match=r"unknown endpoint group 'gpu'.*'plain'"):
             await pool.open(REQUEST, group="gpu")
 
 

@@ -100,7 +100,7 @@ async def test_non_openai_models_body_is_a_protocol_error() -> None:
 async def test_model_not_served_names_what_is() -> None:
     cluster = FakeCluster(a=FakeVLLM())
     spec = EndpointSpec(url=cluster.url("a"), model="llama-70b")
-    with pytest.raises(ModelNotServed, match="llama-70b.*smollm2-135m-instruct"):
+    with pytest.raises(ModelNotServed, match=r"llama-70b.*smollm2-135m-instruct"):
         async with EndpointPool([spec], transport=cluster.transport, health_interval_s=0):
             pass
 
