@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+_NEGLIGIBLE_S = 1e-12
+"""Sums of seconds below this count as zero (a picosecond)."""
+
+
 @dataclass(frozen=True)
 class AllocationState:
     """Everything a policy may look at when slicing one call.
@@ -100,9 +104,10 @@ class SlicePolicy(ABC):
 
 
 def _share(total: float, weight: float, weights_sum: float, count_sum: float) -> float:
-    """``total`` split in proportion to ``weight``; equally if all weights are zero."""
-    if weights_sum > 0:
-        return total * weight / weights_sum
+    """``total`` split in proportion to ``weight``; equally if all weights are
+    (next to) zero, where rounding would make proportions meaningless."""
+    if weights_sum > _NEGLIGIBLE_S:
+        return total * (weight / weights_sum)
     return total / count_sum if count_sum > 0 else total
 
 

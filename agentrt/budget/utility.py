@@ -31,7 +31,7 @@ def log_hull(points: AccuracyPoints) -> tuple[tuple[float, float], ...]:
     cut where it stops rising (more time past that point buys nothing)."""
     best: dict[float, float] = {}
     for seconds, accuracy in points:
-        t = max(0.0, float(seconds))
+        t = round(max(0.0, float(seconds)), 9)  # nanoseconds: no subnormal slopes
         best[t] = max(best.get(t, -math.inf), _log(accuracy))
     best.setdefault(0.0, _log(0.0))
     hull: list[tuple[float, float]] = []
@@ -99,5 +99,5 @@ def _interpolate(hull: tuple[tuple[float, float], ...], seconds: float) -> float
         return hull[0][1]
     for (t0, y0), (t1, y1) in pairwise(hull):
         if seconds <= t1:
-            return y0 + (y1 - y0) * (seconds - t0) / (t1 - t0)
+            return y0 + (y1 - y0) * ((seconds - t0) / (t1 - t0))
     return hull[-1][1]
