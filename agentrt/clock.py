@@ -71,8 +71,18 @@ class FakeClock:
             raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
         self._now += seconds
 
+    def advance_to(self, instant: float) -> None:
+        """Move the clock to ``instant`` if that is later (never back): how
+        parallel work that started together ends at its own finishing time."""
+        self._now = max(self._now, instant)
+
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
+
+    async def sleep_until(self, instant: float) -> None:
+        """Jump to ``instant`` (if later) and yield once to the event loop."""
+        self.advance_to(instant)
         await asyncio.sleep(0)
 
     def __repr__(self) -> str:

@@ -39,6 +39,16 @@ def test_fake_clock_refuses_to_go_back() -> None:
         FakeClock().advance(-1)
 
 
+async def test_fake_clock_advance_to_never_goes_back() -> None:
+    clock = FakeClock(start=10.0)
+    clock.advance_to(12.5)
+    clock.advance_to(11.0)
+    assert clock.now() == 12.5
+    await clock.sleep_until(20.0)
+    await clock.sleep_until(15.0)
+    assert clock.now() == 20.0
+
+
 async def test_fake_clock_sleep_jumps_without_waiting() -> None:
     clock = FakeClock(start=0.0)
     await clock.sleep(3600)
