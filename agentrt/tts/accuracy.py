@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentrt.errors import ConfigurationError
+from agentrt.errors import ConfigurationError, ProfileError
 from agentrt.tts.config import STRATEGY_NAMES, StrategyName, TTSConfig
 from agentrt.tts.length import LengthModel, profile_error
 
@@ -292,7 +292,10 @@ class AccuracyModel:
         measured = tuple(
             MeasuredAccuracy(r.strategy, r.n, r.accuracy, r.runs) for r in profile.measured
         )
-        return cls(prior, measured, profile.measured_max_tokens)
+        try:
+            return cls(prior, measured, profile.measured_max_tokens)
+        except ConfigurationError as exc:
+            raise ProfileError(f"{source}: {exc}", path=source, field="measured") from exc
 
 
 class MeasuredRow(BaseModel):

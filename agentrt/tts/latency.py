@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentrt.errors import ConfigurationError
+from agentrt.errors import ConfigurationError, ProfileError
 from agentrt.tts.config import PLAIN_GROUP, SPEC_GROUP, TTSConfig
 from agentrt.tts.curve import Curve
 from agentrt.tts.fitting import fit_nonnegative_linear
@@ -298,19 +298,24 @@ class LatencyModel:
             profile = LatencyProfile.model_validate(data)
         except ValidationError as exc:
             raise profile_error(source, exc) from exc
-        spec = None
-        if profile.speculative is not None:
-            spec = SpeculativeModel(
-                profile.speculative.num_speculative_tokens,
-                Curve.of(profile.speculative.acceptance, monotone=False),
+        try:
+            spec = None
+            if profile.speculative is not None:
+                spec = SpeculativeModel(
+                    profile.speculative.num_speculative_tokens,
+                    Curve.of(profile.speculative.acceptance, monotone=False),
+                )
+            return cls(
+                group=profile.group,
+                ttft=TTFTModel(**profile.ttft.model_dump()),
+                decode_s_per_token=Curve.of(profile.decode_s_per_token),
+                speculative=spec,
+                beam_slowdown=profile.beam_slowdown,
             )
-        return cls(
-            group=profile.group,
-            ttft=TTFTModel(**profile.ttft.model_dump()),
-            decode_s_per_token=Curve.of(profile.decode_s_per_token),
-            speculative=spec,
-            beam_slowdown=profile.beam_slowdown,
-        )
+        except ProfileError:
+            raise
+        except ConfigurationError as exc:
+            raise ProfileError(f"{source}: {exc}", path=source) from exc
 
 
 class TTFTProfile(BaseModel):

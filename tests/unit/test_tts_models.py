@@ -193,6 +193,8 @@ def test_latency_round_trip_and_errors_name_the_field() -> None:
     assert info.value.value == -1.0
     with pytest.raises(ProfileError, match="decode_s_per_token"):
         LatencyModel.from_dict({**PLAIN.to_dict(), "decode_s_per_token": []})
+    with pytest.raises(ProfileError, match="increasing"):
+        LatencyModel.from_dict({**PLAIN.to_dict(), "decode_s_per_token": [[1, 0.1], [1, 0.2]]})
     with pytest.raises(ProfileError, match="unknown"):
         LatencyModel.from_dict({**PLAIN.to_dict(), "unknown": 1})
 
