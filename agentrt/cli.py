@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -151,6 +152,21 @@ def demo(
             console=console,
         )
     )
+
+
+@app.command()
+def calibrate(
+    quick: Annotated[
+        bool, typer.Option(help="A few minutes on 2 cores: short outputs, no repeats.")
+    ] = False,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the TOML.")] = Path(
+        "budgets/local-pool.toml"
+    ),
+) -> None:
+    """Measure TTFT, per-token time by N and speculative acceptance on the live pool."""
+    from agentrt.tts.calibrate_command import run_calibration
+
+    _run(run_calibration(quick=quick, output=output, console=console))
 
 
 def main() -> None:

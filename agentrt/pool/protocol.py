@@ -73,8 +73,9 @@ class ChatRequest:
             raise ConfigurationError(
                 f"ChatRequest.temperature must be in [0, 2], got {self.temperature}"
             )
-        if self.n > 1 and self.temperature == 0.0:
-            # vLLM answers 400 for n > 1 at temperature 0: the branches would be identical.
+        if self.n > 1 and self.temperature == 0.0 and not self.extra.get("use_beam_search"):
+            # vLLM answers 400 for n > 1 at temperature 0 (identical branches); beam
+            # search is the exception: its width is n and it is deterministic.
             raise ConfigurationError(
                 f"ChatRequest.n={self.n} needs temperature > 0 (greedy branches are identical)"
             )
