@@ -97,7 +97,7 @@ overhead_s = 0.5
 def test_nodes_given_as_objects_inherit_too() -> None:
     profile = BudgetProfile(
         default_node=NodeStats(p50_s=1, p90_s=2, p95_s=3, p99_s=4),
-        nodes={"a": NodeStats(calls_per_visit=3)},  # type: ignore[dict-item]
+        nodes={"a": NodeStats(calls_per_visit=3)},
     )
     assert profile.stats_for("a").p99_s == 4.0
     assert profile.stats_for("a").calls_per_visit == 3.0

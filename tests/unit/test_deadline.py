@@ -129,7 +129,7 @@ def test_child_rejects_bad_arguments(
     kwargs: dict[str, float], field: str, clock: FakeClock
 ) -> None:
     with pytest.raises(ConfigurationError, match=field):
-        Deadline.after(10, clock=clock).child(**kwargs)
+        Deadline.after(10, clock=clock).child(**kwargs)  # type: ignore[arg-type]
 
 
 @given(
