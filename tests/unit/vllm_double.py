@@ -39,6 +39,16 @@ def usage_chunk(prompt: int, completion: int) -> dict[str, Any]:
     }
 
 
+def answers_chunks(answers: list[str], finish_order: list[int] | None = None) -> list[bytes]:
+    """One branch per answer ("The answer is X"), finishing in ``finish_order``."""
+    order = finish_order or list(range(len(answers)))
+    out = [sse(token_chunk(i, "The answer is ")) for i in range(len(answers))]
+    out += [sse(token_chunk(i, answers[i], "stop")) for i in order]
+    out.append(sse(usage_chunk(10, 2 * len(answers))))
+    out.append(sse("[DONE]"))
+    return out
+
+
 def branch_chunks(n: int, words: list[str]) -> list[bytes]:
     """``n`` interleaved branches, each saying ``words`` then stopping, then usage, then DONE."""
     out: list[bytes] = []
@@ -52,15 +62,24 @@ def branch_chunks(n: int, words: list[str]) -> list[bytes]:
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, parts: list[bytes], fail_after: int | None, on_close: Callable[[], None]):
+    def __init__(
+        self,
+        parts: list[bytes],
+        fail_after: int | None,
+        on_close: Callable[[], None],
+        stall_after: int | None = None,
+    ):
         self.parts = parts
         self.fail_after = fail_after
+        self.stall_after = stall_after
         self.on_close = on_close
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i, part in enumerate(self.parts):
             if self.fail_after is not None and i >= self.fail_after:
                 raise httpx.ReadError("connection reset by peer")
+            if self.stall_after is not None and i >= self.stall_after:
+                await asyncio.sleep(3600)  # a server that stops sending (cancelled by the reader)
             await asyncio.sleep(0)
             yield part
 
@@ -77,6 +96,7 @@ class FakeVLLM:
     chat_statuses: list[int] = field(default_factory=list)  # consumed first: 503 bursts
     chunks: list[bytes] = field(default_factory=lambda: branch_chunks(2, ["7", "!"]))
     fail_after_chunks: int | None = None
+    stall_after_chunks: int | None = None
     header_delay_s: float = 0.0
     content_type: str = "text/event-stream"
     models_body: bytes | None = None
@@ -124,7 +144,9 @@ class FakeVLLM:
         return httpx.Response(
             200,
             headers={"content-type": self.content_type},
-            stream=_Body(list(self.chunks), self.fail_after_chunks, closed),
+            stream=_Body(
+                list(self.chunks), self.fail_after_chunks, closed, self.stall_after_chunks
+            ),
         )
 
 

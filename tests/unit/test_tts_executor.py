@@ -1,0 +1,112 @@
+"""The anytime executor's logic against the in-process vLLM double: early stopping,
+cutting at the slice, re-issuing lost branches, refusals. No timing assertions."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentrt.errors import BudgetRefused
+from agentrt.pool import EndpointPool, EndpointSpec
+from agentrt.tts.accuracy import AccuracyModel
+from agentrt.tts.config import TTSConfig
+from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
+from agentrt.tts.latency import LatencyModel
+from agentrt.tts.planner import SearchSpace
+from tests.unit.vllm_double import FakeCluster, FakeVLLM, answers_chunks
+
+MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]
+
+
+def pool_of(cluster: FakeCluster, *names: str) -> EndpointPool:
+    specs = [EndpointSpec(url=cluster.url(n)) for n in names]
+    return EndpointPool(specs, transport=cluster.transport, health_interval_s=0)
+
+
+def majority(n: int) -> TTSConfig:
+    return TTSConfig("majority", n, temperature=0.7, max_tokens=64)
+
+
+async def test_majority_stops_early_once_the_vote_is_decided() -> None:
+    server = FakeVLLM(chunks=answers_chunks(["7", "7", "7", "5", "4"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        result = await TTSExecutor(pool).run(MESSAGES, slice_s=30, config=majority(5))
+    assert result.answer is not None and result.answer.key == "7"
+    assert result.branches.finished == 3 and result.branches.early_stopped == 2
+    assert result.tokens_saved_by_early_stop > 0
+    assert not result.degraded
+    assert server.closed_streams == 1
+    assert result.votes == {"7": 3.0}
+
+
+async def test_without_a_decided_vote_every_branch_runs() -> None:
+    server = FakeVLLM(chunks=answers_chunks(["7", "5", "7", "5"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        result = await TTSExecutor(pool).run(MESSAGES, slice_s=30, config=majority(4))
+    assert result.branches.finished == 4 and result.branches.early_stopped == 0
+    assert result.answer is not None and result.answer.key in {"5", "7"}
+
+
+async def test_the_slice_end_cuts_and_decides_from_what_finished() -> None:
+    # Two branches finish, then the server stalls past the slice.
+    chunks = answers_chunks(["9", "9", "1", "2"], finish_order=[0, 1, 2, 3])
+    server = FakeVLLM(chunks=chunks, stall_after_chunks=6)
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        result = await TTSExecutor(pool).run(MESSAGES, slice_s=0.3, config=majority(4))
+    assert result.answer is not None and result.answer.key == "9"
+    assert result.branches.finished == 2 and result.branches.cancelled == 2
+    assert result.degraded and "slice ended" in (result.degraded_reason or "")
+
+
+async def test_lost_branches_are_reissued_on_another_endpoint() -> None:
+    broken = FakeVLLM(chunks=answers_chunks(["7", "7", "3"]), fail_after_chunks=4)
+    healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]))
+    cluster = FakeCluster(a=broken, b=healthy)
+    async with pool_of(cluster, "a", "b") as pool:
+        result = await TTSExecutor(pool).run(MESSAGES, slice_s=30, config=majority(3))
+    assert len(broken.requests) == 1 and len(healthy.requests) == 1
+    assert healthy.requests[0]["n"] == 2  # only the lost branches are asked again
+    assert result.answer is not None and result.answer.key == "7"
+    assert result.degraded and "endpoint failures" in (result.degraded_reason or "")
+
+
+async def test_seeds_derive_from_the_run_seed() -> None:
+    server = FakeVLLM(chunks=answers_chunks(["7", "7"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        for _ in range(2):
+            await TTSExecutor(pool, run_seed=5).run(MESSAGES, slice_s=30, config=majority(2))
+    assert server.requests[0]["seed"] == server.requests[1]["seed"]
+
+
+def slow_models() -> CallModels:
+    # A model on which even one greedy branch needs far more than 10 ms.
+    return CallModels(latency={"plain": LatencyModel.prior("plain")}, accuracy=AccuracyModel())
+
+
+async def test_a_tiny_slice_is_refused_or_degraded_before_spending() -> None:
+    server = FakeVLLM(chunks=answers_chunks(["7"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        strict = TTSExecutor(pool, models=slow_models(), on_refusal="raise")
+        with pytest.raises(BudgetRefused, match="needs at least"):
+            await strict.run(MESSAGES, slice_s=0.01)
+        assert server.requests == []  # nothing was sent
+        lenient = TTSExecutor(pool, models=slow_models())
+        result = await lenient.run(MESSAGES, slice_s=0.01)
+    assert result.degraded and "refused" in (result.degraded_reason or "")
+    assert result.config is not None and result.config.strategy == "single"
+
+
+def test_a_longer_slice_plans_more_compute() -> None:
+    executor = TTSExecutor(
+        pool_of(FakeCluster(a=FakeVLLM()), "a"),
+        models=slow_models(),
+        space=SearchSpace(groups=("plain",), max_tokens_choices=(64,)),
+    )
+    short = executor.plan(MESSAGES, 2.0)
+    long = executor.plan(MESSAGES, 20.0)
+    assert short.prediction is not None and long.prediction is not None
+    assert long.prediction.accuracy >= short.prediction.accuracy
+    assert long.config is not None and long.config.n >= 2
+
+
+def test_prompt_token_estimate() -> None:
+    assert estimate_prompt_tokens(MESSAGES) == len("What is 3 plus 4?") // 4 + 4
