@@ -154,6 +154,7 @@ class BudgetManager:
         self._policy = coerce_policy(policy if policy is not None else self._profile.spec.policy)
         self._lock = threading.RLock()
         self._rounds: dict[str, int] = {}
+        self._last_step: dict[str, int] = {}
         self._busy_s: dict[str, float] = {}
         self._active: dict[tuple[str, str], _Visit] = {}
         self._calls: list[_CallEntry] = []
@@ -210,15 +211,23 @@ class BudgetManager:
 
     # -- node visits ----------------------------------------------------------
 
-    def node_started(self, node: str, visit: str | None = None) -> str:
-        """Record that a visit of ``node`` began; returns its key. Visits of the
-        same node that overlap (``Send`` tasks, given distinct ``visit`` keys)
-        are one round, running side by side."""
+    def node_started(self, node: str, visit: str | None = None, *, step: int | None = None) -> str:
+        """Record that a visit of ``node`` began; returns its key.
+
+        Parallel tasks of one node (``Send``) pass distinct ``visit`` keys and
+        make one round: those in the same LangGraph ``step`` when it is given
+        (the ``langgraph_step`` metadata), else those that overlap in time.
+        """
         key = visit if visit is not None else node
         with self._lock:
             if (node, key) in self._active:
                 return key
-            if not any(n == node for n, _ in self._active):
+            if step is not None:
+                new_round = self._last_step.get(node) != step
+                self._last_step[node] = step
+            else:
+                new_round = not any(n == node for n, _ in self._active)
+            if new_round or node not in self._rounds:
                 self._rounds[node] = self._rounds.get(node, 0) + 1
             self._active[(node, key)] = _Visit(
                 node, key, self._rounds[node], self._deadline.clock.now()
@@ -237,12 +246,19 @@ class BudgetManager:
     # -- allocation -----------------------------------------------------------
 
     def state_for(self, node: str, visit: str | None = None) -> AllocationState:
-        """The snapshot a policy would see for the next call of ``node`` now."""
+        """The snapshot a policy would see for the next call of ``node`` now
+        (records nothing: a visit not yet started is assumed to start now)."""
         key = visit if visit is not None else node
         with self._lock:
-            if (node, key) not in self._active:
-                self.node_started(node, key)
-            return self._state(node, self._active[(node, key)], None)
+            if (node, key) in self._active:
+                return self._state(node, self._active[(node, key)], None)
+            rounds, last_step = dict(self._rounds), dict(self._last_step)
+            self.node_started(node, key)
+            try:
+                return self._state(node, self._active[(node, key)], None)
+            finally:
+                del self._active[(node, key)]
+                self._rounds, self._last_step = rounds, last_step
 
     def allocate(
         self,
@@ -250,11 +266,14 @@ class BudgetManager:
         call_site: str | None = None,
         *,
         visit: str | None = None,
+        step: int | None = None,
         min_latency_s: float | None = None,
     ) -> Allocation:
         """A slice for the next LLM call made by ``node``, checked before spending.
 
-        ``min_latency_s`` overrides the profile's predicted minimum. A refused
+        ``visit`` and ``step`` are as for :meth:`node_started` (a visit not
+        started yet starts here). ``min_latency_s`` overrides the profile's
+        predicted minimum. A refused
         call raises (:class:`BudgetRefused`, :class:`TokenCapReached`, or the
         deadline's :class:`DeadlineExceeded` once it has passed) when the spec
         says ``on_expiry = "raise"``; otherwise it comes back with
@@ -263,7 +282,7 @@ class BudgetManager:
         key = visit if visit is not None else node
         with self._lock:
             if (node, key) not in self._active:
-                self.node_started(node, key)
+                self.node_started(node, key, step=step)
             current_visit = self._active[(node, key)]
             state = self._state(node, current_visit, call_site)
             planned_s = self._policy(state)
@@ -337,6 +356,7 @@ class BudgetManager:
             used_s = self._deadline.clock.now() - allocation.started_at
         with self._lock:
             entry = self._calls[allocation.index]
+            self._tokens_used -= entry.tokens or 0  # a repeated report replaces the first
             entry.used_s = max(0.0, used_s)
             entry.tokens = max(0, tokens)
             self._tokens_used += entry.tokens

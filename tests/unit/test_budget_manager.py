@@ -260,6 +260,25 @@ def test_report_lists_allocated_and_used(clock: FakeClock) -> None:
     assert rows["b"]["allocated_s"] == 25.0
 
 
+def test_state_for_records_nothing(clock: FakeClock) -> None:
+    manager = BudgetManager(
+        Deadline.after(30, clock=clock), profile(), GraphTopology.chain(["a", "b"])
+    )
+    state = manager.state_for("a")
+    assert state.remaining_calls == 2 and state.time_left_s == 30
+    assert manager.report().nodes == () and manager.report().calls == ()
+    assert manager.allocate("a").slice_s == pytest.approx(15.0)
+
+
+def test_reporting_a_call_twice_replaces_the_first_report(clock: FakeClock) -> None:
+    manager = BudgetManager(Deadline.after(30, clock=clock), profile(token_cap=1000))
+    allocation = manager.allocate("a")
+    manager.call_finished(allocation, used_s=1.0, tokens=100)
+    manager.call_finished(allocation, used_s=2.0, tokens=300)
+    assert manager.tokens_left == 700
+    assert manager.report().calls[0].used_s == 2.0
+
+
 def test_budget_scope_makes_manager_and_deadline_ambient(clock: FakeClock) -> None:
     manager = BudgetManager(Deadline.after(30, clock=clock))
     assert current_budget() is None
@@ -487,3 +506,51 @@ async def test_fanout_widens_the_tail_for_critical_path() -> None:
         GraphTopology.chain(["plan", "map", "reduce"]),
     )
     assert sequential.allocate("plan").slice_s < wide.allocate("plan").slice_s
+
+
+def test_sync_fanout_tasks_in_threads_share_one_round() -> None:
+    clock = FakeClock(start=0.0)
+    slices: list[float] = []
+
+    def map_(state: State, config: RunnableConfig) -> dict[str, Any]:
+        manager = current_budget()  # the contextvar reaches LangGraph's worker threads
+        assert manager is not None
+        task = str(config["metadata"]["langgraph_checkpoint_ns"])
+        manager.node_started("map", visit=task)
+        slices.append(manager.allocate("map", visit=task).slice_s)
+        return {"items": [state["n"]]}
+
+    graph = StateGraph(State)
+    graph.add_node("plan", lambda state: {})
+    graph.add_node("map", map_)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges(
+        "plan", lambda state: [Send("map", {"n": i}) for i in range(8)], ["map"]
+    )
+    graph.add_edge("map", END)
+    compiled = graph.compile()
+    manager = BudgetManager(
+        Deadline.after(30, clock=clock),
+        profile(nodes={"map": const(2.0, fanout=8)}),
+        GraphTopology.from_langgraph(compiled),
+    )
+    with budget_scope(manager):
+        result = compiled.invoke({"n": 0})
+    assert sorted(result["items"]) == list(range(8))
+    assert slices == [30.0] * 8
+    row = {r.node: r for r in manager.report().nodes}["map"]
+    assert (row.rounds, row.calls) == (1, 8)
+
+
+def test_tasks_of_one_step_are_one_round_even_if_they_do_not_overlap(clock: FakeClock) -> None:
+    manager = BudgetManager(Deadline.after(30, clock=clock), profile())
+    for task in ("t1", "t2", "t3"):
+        manager.node_started("map", visit=task, step=2)
+        manager.node_finished("map", visit=task)
+    manager.allocate("map", visit="t4", step=2)
+    manager.allocate("map", visit="t5", step=4)
+    assert {r.node: r.rounds for r in manager.report().nodes} == {"map": 2}
+    manager.node_started("solo")
+    manager.node_finished("solo")
+    manager.node_started("solo")
+    assert {r.node: r.rounds for r in manager.report().nodes}["solo"] == 2
