@@ -6,15 +6,9 @@ A :class:`BudgetManager` is created per run from a :class:`Deadline`, a
 :class:`SlicePolicy` and checks before spending. See ``docs/budgets.md``.
 """
 
+from agentrt.budget.allocation import Allocation, AllocationStatus, decide
 from agentrt.budget.estimates import AccuracyPoints, CallEstimate, LatencyStats
-from agentrt.budget.manager import (
-    Allocation,
-    AllocationStatus,
-    BudgetManager,
-    budget_scope,
-    current_budget,
-    decide,
-)
+from agentrt.budget.manager import BudgetManager, budget_scope, current_budget
 from agentrt.budget.policies import (
     POLICY_NAMES,
     AllocationState,

@@ -10,6 +10,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert budget.__all__ == sorted(budget.__all__, key=lambda n: (not n.isupper(), n))
     public = {n for n in vars(budget) if not n.startswith("_")}
     modules = {
+        "allocation",
         "estimates",
         "manager",
         "policies",
