@@ -97,23 +97,20 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    columns = (
-        "url",
-        "group",
-        "model",
-        "version",
-        "healthy",
-        "in_flight",
-        "running",
-        "waiting",
-        "last_error",
-    )
+    columns = ("url", "group", "healthy", "in_flight", "running", "waiting")
     table = Table(title="agentrt endpoints" if rows else "no endpoints: run `agentrt up`")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     console.print(table)
+    for row in rows:
+        details = f"  {row['url']}: model {row['model']}, vLLM {row['version']}"
+        if row.get("speculative"):
+            details += f", speculative {row['speculative']}"
+        if row.get("last_error"):
+            details += f", last error: {row['last_error']}"
+        console.print(details, highlight=False, soft_wrap=True)
 
 
 async def _status_rows() -> list[dict[str, object]]:

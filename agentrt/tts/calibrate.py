@@ -189,7 +189,8 @@ def fit_models(
     for group in sorted({m.group for m in measurements}):
         rows = [m for m in measurements if m.group == group]
         decode = [(m.n, m.per_token_s) for m in rows if m.tokens > 8]
-        ttft = [(m.prompt_tokens, 0, m.ttft_s) for m in rows if m.n == 1]
+        # Each branch is prefilled on its own: the other n - 1 count as load.
+        ttft = [(m.prompt_tokens, m.n - 1, m.ttft_s) for m in rows]
         speculative = None
         accepted = [(m.n, m.acceptance) for m in rows if m.acceptance is not None]
         if accepted:

@@ -7,6 +7,7 @@ import os
 import platform
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 from rich.console import Console
@@ -76,8 +77,17 @@ async def run_calibration(*, quick: bool, output: Path, console: Console) -> Non
         measurements, models, plan=plan, model_name=model_name, machine=machine
     )
     header = "# Written by `agentrt calibrate`" + (" --quick" if quick else "") + ".\n"
-    _write(output, header + tomli_w.dumps(document))
+    _write(output, header + tomli_w.dumps(_without_none(document)))
     console.print(f"wrote {output}")
+
+
+def _without_none(value: Any) -> Any:
+    """TOML has no null: drop keys whose value is None, recursively."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def _write(path: Path, text: str) -> None:

@@ -173,11 +173,15 @@ class LatencyModel:
         """The ``q``-quantile of the config's latency in seconds.
 
         ``load`` is the number of sequences already running on the group; the
-        config adds ``n``. TTFT is taken at its mean.
+        config adds ``n``. TTFT is taken at its mean, with the config's other
+        ``n - 1`` branches counted as load (each branch is prefilled on its own).
         """
         self._check(config, load)
         longest = min(float(config.max_tokens), length_model.max_quantile(config.n, q))
-        return self.ttft.predict(prompt_tokens, load) + longest * self._decode_s(config, load)
+        return self._ttft_s(config, prompt_tokens, load) + longest * self._decode_s(config, load)
+
+    def _ttft_s(self, config: TTSConfig, prompt_tokens: int, load: int) -> float:
+        return self.ttft.predict(prompt_tokens, load + config.n - 1)
 
     def predict_mean(
         self, config: TTSConfig, prompt_tokens: int, length_model: LengthModel, load: int = 0
@@ -185,7 +189,7 @@ class LatencyModel:
         """The config's expected latency in seconds (mean of the longest branch)."""
         self._check(config, load)
         longest = length_model.expected_max(config.n, config.max_tokens)
-        return self.ttft.predict(prompt_tokens, load) + longest * self._decode_s(config, load)
+        return self._ttft_s(config, prompt_tokens, load) + longest * self._decode_s(config, load)
 
     def min_latency_s(
         self,

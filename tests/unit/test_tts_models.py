@@ -107,14 +107,15 @@ def test_curve_interpolates_and_extrapolates_upwards() -> None:
 def test_predict_quantile_formula() -> None:
     config = TTSConfig("majority", 4, max_tokens=1000, temperature=0.7)
     q = 0.9
-    expected = (0.1 + 0.001 * 100 + 0.01 * 2) + LENGTHS.max_quantile(4, q) * PLAIN.per_token_s(6)
+    # TTFT load: the 2 running sequences plus the config's 3 other branches.
+    expected = (0.1 + 0.001 * 100 + 0.01 * 5) + LENGTHS.max_quantile(4, q) * PLAIN.per_token_s(6)
     assert PLAIN.predict_quantile(config, 100, LENGTHS, q, load=2) == pytest.approx(expected)
 
 
 def test_max_tokens_caps_the_latency() -> None:
     capped = TTSConfig("majority", 4, max_tokens=60, temperature=0.7)
     assert PLAIN.predict_quantile(capped, 0, LENGTHS, 0.99) == pytest.approx(
-        0.1 + 60 * PLAIN.per_token_s(4)
+        0.1 + 0.01 * 3 + 60 * PLAIN.per_token_s(4)
     )
 
 
