@@ -12,7 +12,7 @@ re-issued elsewhere while the slice leaves time for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentrt.clock import Clock, current_clock, timeout_after
@@ -40,7 +40,7 @@ from agentrt.tts.result import BranchCounts, Result
 from agentrt.tts.scorers import MeanLogprobScorer, Scorer, score_branches
 from agentrt.tts.strategies import Strategy, strategy_for
 
-__all__ = ["CallModels", "TTSExecutor", "estimate_prompt_tokens"]
+__all__ = ["CallModels", "QueryAccuracy", "TTSExecutor", "estimate_prompt_tokens"]
 
 DECIDE_MARGIN_S = 0.01
 """Reading stops this long before the slice ends, to decide and return inside it."""
@@ -52,15 +52,27 @@ def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
     return max(1, chars // 4 + 4 * len(messages))
 
 
+QueryAccuracy = Callable[[Sequence[Message]], AccuracyEstimator]
+"""Builds an accuracy estimator for one query (paper 2's per-query probe)."""
+
+
 @dataclass(frozen=True)
 class CallModels:
-    """What the planner predicts with for one call site."""
+    """What the planner predicts with for one call site.
+
+    ``per_query``, when set, replaces ``accuracy`` with an estimator built for
+    each call's messages (a probe that reads the query).
+    """
 
     latency: Mapping[str, LatencyModel] = field(
         default_factory=lambda: {PLAIN_GROUP: LatencyModel.prior(PLAIN_GROUP)}
     )
     length: LengthModel = field(default_factory=LengthModel)
     accuracy: AccuracyEstimator = field(default_factory=AccuracyModel)
+    per_query: QueryAccuracy | None = None
+
+    def accuracy_for(self, messages: Sequence[Message]) -> AccuracyEstimator:
+        return self.per_query(messages) if self.per_query is not None else self.accuracy
 
 
 @dataclass
@@ -159,7 +171,7 @@ class TTSExecutor:
             prompt_tokens=estimate_prompt_tokens(messages),
             latency_models=self.models.latency,
             length_model=self.models.length,
-            accuracy_model=self.models.accuracy,
+            accuracy_model=self.models.accuracy_for(messages),
             sla_quantile=self.sla_quantile,
             load=load,
             space=self.space,
