@@ -15,10 +15,12 @@ speedup changes with N.
 from __future__ import annotations
 
 import statistics
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from agentrt.errors import ConfigurationError
+from agentrt.errors import ConfigurationError, ProfileError
 from agentrt.pool.pool import EndpointPool
 from agentrt.pool.protocol import ChatRequest
 from agentrt.pool.stream import ChatStream
@@ -30,6 +32,7 @@ __all__ = [
     "Measurement",
     "calibrate",
     "fit_models",
+    "load_latency_models",
     "measure",
 ]
 
@@ -279,4 +282,21 @@ def calibration_document(
             }
             for m in measurements
         ],
+    }
+
+
+def load_latency_models(path: Path) -> dict[str, LatencyModel]:
+    """The ``[latency.<group>]`` tables of a file ``agentrt calibrate`` wrote."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ProfileError(f"{path}: calibration file not found", path=str(path)) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}", path=str(path)) from exc
+    tables = document.get("latency")
+    if not isinstance(tables, dict) or not tables:
+        raise ProfileError(f"{path}: no [latency.<group>] table", path=str(path), field="latency")
+    return {
+        str(group): LatencyModel.from_dict(table, source=f"{path}: latency.{group}")
+        for group, table in tables.items()
     }

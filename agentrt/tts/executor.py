@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline, current_deadline
-from agentrt.errors import BudgetRefused, ConfigurationError, EndpointUnavailable
+from agentrt.errors import (
+    BudgetRefused,
+    ConfigurationError,
+    DeadlineExceeded,
+    EndpointUnavailable,
+    NoHealthyEndpoint,
+)
 from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import Backend
 from agentrt.pool.protocol import BranchFinished, ChatRequest, Message
@@ -199,8 +205,13 @@ class TTSExecutor:
         deadline: Deadline | None = None,
         answer_spec: AnswerSpec | None = None,
         config: TTSConfig | None = None,
+        stop: Sequence[str] = (),
     ) -> Result:
-        """Plan and run one call inside ``slice_s`` (and the ambient deadline)."""
+        """Plan and run one call inside ``slice_s`` (and the ambient deadline).
+
+        It always returns by the slice's end (plus a small margin): cut short,
+        the result decides from what it has and says ``degraded``.
+        """
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
             outer.child(at_most_s=slice_s, scope="call") if slice_s else outer.child(scope="call")
@@ -226,13 +237,20 @@ class TTSExecutor:
         assert plan.config is not None
         strategy = strategy_for(plan.config, spec)
         started = self._clock.now()
-        attempt = await self._stream_branches(messages, plan.config, strategy, call_deadline)
+        attempt = await self._stream_branches(
+            messages, plan.config, strategy, call_deadline, tuple(stop)
+        )
         return await self._result(
             messages, plan, strategy, spec, attempt, started, call_deadline, degraded
         )
 
     async def _stream_branches(
-        self, messages: Sequence[Message], config: TTSConfig, strategy: Strategy, deadline: Deadline
+        self,
+        messages: Sequence[Message],
+        config: TTSConfig,
+        strategy: Strategy,
+        deadline: Deadline,
+        stop: tuple[str, ...] = (),
     ) -> _Attempt:
         self._calls += 1
         attempt = _Attempt(wanted=config.n)
@@ -252,6 +270,7 @@ class TTSExecutor:
                 top_p=options.top_p,
                 seed=None if options.seed is None else options.seed + reissues,
                 logprobs=options.logprobs,
+                stop=stop,
                 extra=dict(options.extra),
             )
             try:
@@ -261,6 +280,11 @@ class TTSExecutor:
                     await self._read(stream, strategy, attempt)
             except EndpointUnavailable as exc:
                 attempt.errors.append(str(exc))  # _read kept what the stream had
+            except (DeadlineExceeded, NoHealthyEndpoint) as exc:
+                # No endpoint answered in time: decide from what finished, if anything.
+                attempt.errors.append(str(exc))
+                attempt.cut_by_deadline = True
+                break
             missing = attempt.wanted - len(attempt.finished) - attempt.early_stopped
             if attempt.early_stopped or attempt.cut_by_deadline or not attempt.errors:
                 break

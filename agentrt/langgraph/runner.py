@@ -1,0 +1,322 @@
+"""Run a compiled LangGraph graph under one end-to-end wall-clock budget.
+
+``await agentrt.run(graph, input, deadline=8.0)`` creates the run's
+:class:`~agentrt.deadline.Deadline` and :class:`~agentrt.budget.BudgetManager`
+(seeded with ``graph.get_graph()`` and the profile), an executor on the pool,
+and makes them ambient (contextvars, which LangGraph copies into every task).
+It streams the graph with ``stream_mode=["values", "tasks"]`` to keep the last
+consistent state and each node's start and end, and enforces the deadline with
+LangGraph's own levers: ``RunControl.request_drain`` at the soft instant (the
+run stops cleanly at the next superstep boundary) and cancellation of the run
+at the hard instant (in-flight LLM streams close, which aborts them in vLLM).
+
+Past the deadline, ``on_expiry = "degrade"`` returns the last consistent state
+plus the results of tasks that finished in the cut superstep, flagged;
+``"raise"`` raises :class:`RunDeadlineExceeded`, which carries the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
+
+from agentrt.budget.manager import BudgetManager
+from agentrt.budget.profile import BudgetProfile, load_profile
+from agentrt.budget.report import BudgetReport
+from agentrt.budget.topology import GraphTopology
+from agentrt.clock import Clock, current_clock, timeout_after
+from agentrt.deadline import Deadline
+from agentrt.errors import ConfigurationError, DeadlineExceeded
+from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
+from agentrt.pool.config import endpoints_from_env
+from agentrt.pool.endpoint import EndpointSpec
+from agentrt.pool.local import LocalPool
+from agentrt.pool.pool import EndpointPool
+from agentrt.tts.answers import AnswerSpec
+from agentrt.tts.executor import CallModels, TTSExecutor
+from agentrt.tts.latency import LatencyModel
+from agentrt.tts.planner import SearchSpace
+
+__all__ = ["RunDeadlineExceeded", "RunEvent", "RunResult", "run", "run_sync"]
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Progress of a run, for live displays: a node task started or finished."""
+
+    kind: str  # "node_started" | "node_finished"
+    node: str
+    task_id: str
+    at_s: float
+    remaining_s: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced and how it went.
+
+    ``state`` is the last consistent graph state (after the last complete
+    superstep). ``finished_tasks`` holds the writes of every task that
+    finished, including those of a superstep the deadline cut, so nothing
+    computed is lost. ``cut`` names the tasks still running when it was cut.
+    """
+
+    run_id: str
+    state: Any
+    degraded: bool
+    reason: str | None
+    deadline_s: float
+    elapsed_s: float
+    report: BudgetReport
+    cut: tuple[str, ...] = ()
+    finished_tasks: tuple[tuple[str, Any], ...] = ()
+    calls: tuple[CallRecord, ...] = ()
+
+    @property
+    def degraded_calls(self) -> int:
+        """LLM calls that returned less than planned (cut, refused, failed over)."""
+        return sum(1 for c in self.calls if c.result.degraded)
+
+    @property
+    def overshoot_s(self) -> float:
+        """Seconds past the deadline at return (0 when inside it)."""
+        return max(0.0, self.elapsed_s - self.deadline_s)
+
+
+class RunDeadlineExceeded(DeadlineExceeded):
+    """The run's deadline passed and its profile says ``on_expiry = "raise"``.
+
+    ``result`` holds everything the run had computed by then.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        super().__init__("run", result.deadline_s, result.elapsed_s)
+
+
+@dataclass
+class _Progress:
+    state: Any
+    running: dict[str, str] = field(default_factory=dict)  # task id -> node
+    finished: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def _resolve_profile(profile: BudgetProfile | str | Path | None) -> BudgetProfile:
+    if profile is None:
+        return BudgetProfile.default()
+    if isinstance(profile, BudgetProfile):
+        return profile
+    return load_profile(Path(profile))
+
+
+def _check_profile_graph(profile: BudgetProfile, graph_path: str | None) -> None:
+    if profile.graph is None or graph_path is None:
+        return
+    if Path(profile.graph.split(":")[0]).name != Path(graph_path.split(":")[0]).name:
+        raise ConfigurationError(
+            f"the budget profile is for graph {profile.graph!r}, not {graph_path!r}; "
+            "pass the profile tuned for this graph (or none)"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _pool_for(
+    pool: EndpointPool | None, endpoints: list[EndpointSpec] | None
+) -> AsyncIterator[EndpointPool]:
+    if pool is not None:
+        yield pool
+        return
+    specs = endpoints or endpoints_from_env()
+    if specs:
+        async with EndpointPool(specs) as opened:
+            yield opened
+        return
+    async with LocalPool().ensure() as local, EndpointPool(local) as opened:
+        yield opened
+
+
+def _executor(
+    pool: EndpointPool,
+    profile: BudgetProfile,
+    latency: Mapping[str, LatencyModel] | None,
+    run_seed: int,
+) -> TTSExecutor:
+    groups = [g for g in pool.groups if latency is None or g in latency]
+    if not groups:
+        raise ConfigurationError(
+            f"no latency model for any endpoint group of the pool {sorted(pool.groups)}"
+        )
+    models = {
+        g: (latency[g] if latency and g in latency else LatencyModel.prior(g)) for g in groups
+    }
+    spec = profile.spec
+    penalised = spec.lambda_tokens > 0 or spec.lambda_latency > 0
+    return TTSExecutor(
+        pool,
+        models=CallModels(latency=models),
+        space=SearchSpace(groups=tuple(groups), max_tokens_choices=(96, 256)),
+        objective="penalty" if penalised else "deadline",
+        sla_quantile=spec.sla_quantile,
+        lambda_tokens=spec.lambda_tokens,
+        lambda_latency_s=spec.lambda_latency,
+        on_refusal="raise" if spec.on_expiry == "raise" else "degrade",
+        run_seed=run_seed,
+    )
+
+
+async def run(
+    graph: Any,
+    input: Any,
+    *,
+    deadline: float,
+    profile: BudgetProfile | str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    context: Any = None,
+    pool: EndpointPool | None = None,
+    endpoints: list[EndpointSpec] | None = None,
+    latency: Mapping[str, LatencyModel] | None = None,
+    policy: str | None = None,
+    answer_spec: AnswerSpec | None = None,
+    graph_path: str | None = None,
+    run_seed: int = 0,
+    on_event: Callable[[RunEvent], None] | None = None,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Run ``graph`` on ``input`` within ``deadline`` seconds, end to end.
+
+    The pool is ``pool``, else ``endpoints``, else ``AGENTRT_ENDPOINTS``, else
+    the local CPU pool (started for the run if none is up). Starting a pool
+    happens before the deadline starts.
+    """
+    if not hasattr(graph, "astream") or not hasattr(graph, "get_graph"):
+        raise ConfigurationError(
+            f"graph must be a compiled LangGraph graph (StateGraph(...).compile()), "
+            f"got {type(graph).__name__}"
+        )
+    resolved = _resolve_profile(profile)
+    _check_profile_graph(resolved, graph_path)
+    resolved = resolved.with_spec(deadline_s=_check_deadline(deadline))
+    clock = clock or current_clock()
+    topology = GraphTopology.from_langgraph(graph)
+    async with _pool_for(pool, endpoints) as opened:
+        executor = _executor(opened, resolved, latency, run_seed)
+        spec = resolved.spec
+        hard = Deadline.after(spec.deadline_s, clock=clock, soft_margin_s=spec.reserve_s)
+        manager = BudgetManager(hard, resolved, topology, policy)
+        scope = RunScope(
+            manager, executor, asyncio.get_running_loop(), answer_spec,
+            graph_name=str(graph_path or getattr(graph, "name", None) or "graph"),
+        )  # fmt: skip
+        return await _drive(graph, input, config, context, scope, on_event)
+
+
+def _check_deadline(deadline: float) -> float:
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0:
+        raise ConfigurationError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return float(deadline)
+
+
+async def _drive(
+    graph: Any,
+    input: Any,
+    config: Mapping[str, Any] | None,
+    context: Any,
+    scope: RunScope,
+    on_event: Callable[[RunEvent], None] | None,
+) -> RunResult:
+    manager = scope.manager
+    deadline = manager.deadline
+    control = RunControl()
+    progress = _Progress(state=input)
+    reason: str | None = None
+    run_id = str(uuid.uuid4())
+    run_config = {**(config or {}), "run_id": run_id}
+    with run_scope(scope):
+        drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control))
+        try:
+            async with timeout_after(deadline.remaining()):
+                stream = graph.astream(
+                    input, run_config, context=context, stream_mode=["values", "tasks"],
+                    control=control,
+                )  # fmt: skip
+                async for mode, chunk in stream:
+                    _observe(mode, chunk, progress, manager, on_event)
+        except TimeoutError:
+            reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
+        except GraphDrained:
+            reason = f"drained at the soft deadline ({manager.profile.spec.reserve_s:.3f}s reserve)"
+        finally:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+    report = manager.report()
+    cut_calls = sum(1 for c in scope.calls if c.result.degraded)
+    if reason is None and (report.degraded or cut_calls):
+        reason = f"{cut_calls} of {len(scope.calls)} LLM calls degraded (cut, refused, failed over)"
+    degraded = reason is not None
+    result = RunResult(
+        run_id=run_id,
+        state=progress.state,
+        degraded=degraded,
+        reason=reason,
+        deadline_s=deadline.budget_s,
+        elapsed_s=deadline.elapsed(),
+        report=report,
+        cut=tuple(sorted(progress.running.values())),
+        finished_tasks=tuple(progress.finished),
+        calls=tuple(scope.calls),
+    )
+    if reason is not None and deadline.expired and manager.profile.spec.on_expiry == "raise":
+        raise RunDeadlineExceeded(result)
+    return result
+
+
+def _observe(
+    mode: str,
+    chunk: Any,
+    progress: _Progress,
+    manager: BudgetManager,
+    on_event: Callable[[RunEvent], None] | None,
+) -> None:
+    if mode == "values":
+        progress.state = chunk
+        return
+    if mode != "tasks" or not isinstance(chunk, dict):
+        return
+    task_id, node = str(chunk.get("id")), str(chunk.get("name"))
+    visit = f"{node}:{task_id}"
+    deadline = manager.deadline
+    if "triggers" in chunk:
+        progress.running[task_id] = node
+        manager.node_started(node, visit)
+        kind, error = "node_started", None
+    else:
+        progress.running.pop(task_id, None)
+        manager.node_finished(node, visit)
+        error = None if chunk.get("error") is None else repr(chunk.get("error"))
+        if error is None:
+            progress.finished.append((node, chunk.get("result")))
+        kind = "node_finished"
+    if on_event is not None:
+        on_event(RunEvent(kind, node, task_id, deadline.elapsed(), deadline.remaining(), error))
+
+
+async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl) -> None:
+    if deadline.soft_at >= deadline.hard_at:
+        return
+    await deadline.clock.sleep(deadline.soft_remaining())
+    control.request_drain("agentrt soft deadline")
+
+
+def run_sync(graph: Any, input: Any, *, deadline: float, **options: Any) -> RunResult:
+    """The sync twin of :func:`run` (starts its own event loop)."""
+    return asyncio.run(run(graph, input, deadline=deadline, **options))
