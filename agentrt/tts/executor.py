@@ -28,6 +28,7 @@ from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import Backend
 from agentrt.pool.protocol import BranchFinished, ChatRequest, Message
 from agentrt.pool.stream import BranchRecord, ChatStream
+from agentrt.tracing.chat import chat_call, note_stream
 from agentrt.tts.accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts.answers import AnswerSpec, LastNumber
 from agentrt.tts.branch import BranchView
@@ -210,8 +211,23 @@ class TTSExecutor:
         """Plan and run one call inside ``slice_s`` (and the ambient deadline).
 
         It always returns by the slice's end (plus a small margin): cut short,
-        the result decides from what it has and says ``degraded``.
+        the result decides from what it has and says ``degraded``. The call is
+        traced as a ``chat {model}`` span with a child span per branch.
         """
+        with chat_call(messages, clock=self._clock, slice_s=slice_s, deadline=deadline) as call:
+            result = await self._run(messages, slice_s, deadline, answer_spec, config, stop)
+            call.finished(result)
+            return result
+
+    async def _run(
+        self,
+        messages: Sequence[Message],
+        slice_s: float | None,
+        deadline: Deadline | None,
+        answer_spec: AnswerSpec | None,
+        config: TTSConfig | None,
+        stop: Sequence[str],
+    ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
             outer.child(at_most_s=slice_s, scope="call") if slice_s else outer.child(scope="call")
@@ -306,6 +322,7 @@ class TTSExecutor:
                     attempt.early_stopped = running
                     break
         finally:
+            note_stream(stream)
             attempt.records[base:] = [stream.branches[i] for i in sorted(stream.branches)]
             attempt.cut_by_deadline = attempt.cut_by_deadline or stream.cut_by_deadline
             attempt.prompt_tokens = stream.prompt_tokens or attempt.prompt_tokens

@@ -1,0 +1,71 @@
+"""OpenTelemetry tracing: GenAI-semconv spans for runs, nodes, tools and LLM calls,
+the JSONL/OTLP/console exporters, and the W3C ``traceparent`` sent to vLLM.
+
+    with workflow_span("math", deadline=deadline) as run:      # invoke_workflow math
+        with node_span("solve", step=1):                         # node solve
+            result = await executor.run(messages, slice_s=2.0)   # chat {model} + branches
+        run.set_outcome(correct=True, report=manager.report())
+
+See docs/tracing.md for what each span records.
+"""
+
+from agentrt.tracing.attributes import AGENTRT, GEN_AI, error_type
+from agentrt.tracing.chat import CallTrace, chat_call, current_call
+from agentrt.tracing.content import CAPTURE_CONTENT_ENV, capture_content
+from agentrt.tracing.jsonl import JsonlSpanExporter, span_to_dict
+from agentrt.tracing.propagation import TRACEPARENT, outgoing_headers
+from agentrt.tracing.setup import (
+    Tracing,
+    TracingSettings,
+    configure_tracing,
+    current_tracing,
+    ensure_tracing,
+    flush_traces,
+    get_tracer,
+    shutdown_tracing,
+    use_tracer_provider,
+)
+from agentrt.tracing.spans import (
+    NodeVisit,
+    RunInfo,
+    ToolSpan,
+    WorkflowSpan,
+    allocation_scope,
+    expected_answer_scope,
+    node_span,
+    tool_span,
+    workflow_span,
+)
+
+__all__ = [
+    "AGENTRT",
+    "CAPTURE_CONTENT_ENV",
+    "GEN_AI",
+    "TRACEPARENT",
+    "CallTrace",
+    "JsonlSpanExporter",
+    "NodeVisit",
+    "RunInfo",
+    "ToolSpan",
+    "Tracing",
+    "TracingSettings",
+    "WorkflowSpan",
+    "allocation_scope",
+    "capture_content",
+    "chat_call",
+    "configure_tracing",
+    "current_call",
+    "current_tracing",
+    "ensure_tracing",
+    "error_type",
+    "expected_answer_scope",
+    "flush_traces",
+    "get_tracer",
+    "node_span",
+    "outgoing_headers",
+    "shutdown_tracing",
+    "span_to_dict",
+    "tool_span",
+    "use_tracer_provider",
+    "workflow_span",
+]
