@@ -23,7 +23,7 @@ model: install
 	$(BIN)/agentrt model prepare
 
 run: model
-	$(BIN)/agentrt demo
+	$(BIN)/agentrt run graphs/math.py:graph --deadline 8s --task-seed 1
 
 lint: install
 	$(BIN)/ruff check agentrt tests

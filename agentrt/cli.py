@@ -151,6 +151,41 @@ def demo(
     )
 
 
+@app.command("run")
+def run_graph(
+    graph: Annotated[str, typer.Argument(help="The graph, by path: graphs/NAME.py:graph.")],
+    deadline: Annotated[str, typer.Option(help="End-to-end deadline: 8s, 500ms, 1.5.")] = "8s",
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="The graph input as a JSON object.")
+    ] = None,
+    task_seed: Annotated[
+        int | None, typer.Option(help="Use a seeded task of the graph's suite instead.")
+    ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="Budget profile (default: the graph's PROFILE).")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="Latency calibration (default: budgets/local-pool.toml).")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="Override the profile's split policy.")] = None,
+) -> None:
+    """Run a graph under one end-to-end deadline (starts the local pool if needed)."""
+    from agentrt.langgraph.command import run_graph_command
+
+    _run(
+        run_graph_command(
+            graph_path=graph,
+            deadline=deadline,
+            input_json=input_json,
+            task_seed=task_seed,
+            profile=profile,
+            calibration=calibration,
+            policy=policy,
+            console=console,
+        )
+    )
+
+
 @app.command()
 def calibrate(
     quick: Annotated[

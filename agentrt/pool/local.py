@@ -224,6 +224,10 @@ class LocalPool:
             "--host", LOOPBACK,
             "--port", str(port),
             "--enforce-eager",
+            # Chunked prefill + seeded sampling crashes the CPU engine (vLLM 0.32:
+            # "CPU Generator does not use offset" when a chunk's sample is discarded).
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens", str(max(max_model_len, 8192)),
             "--max-model-len", str(max_model_len),
             "--seed", "0",
         ]  # fmt: skip

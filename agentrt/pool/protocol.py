@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentrt.errors import ConfigurationError, ProtocolError
+from agentrt.errors import ConfigurationError, EndpointUnavailable, ProtocolError
 
 __all__ = [
     "BranchFinished",
@@ -191,7 +191,9 @@ def decode_chunk(data: str, at: float, url: str) -> list[StreamEvent]:
     if "error" in chunk:
         error = chunk["error"]
         message = error.get("message", error) if isinstance(error, dict) else error
-        raise ProtocolError(url, f"server error mid-stream: {message}")
+        # The server gave up on the request (e.g. its engine died): the endpoint,
+        # not the request, is at fault, so this is retryable elsewhere.
+        raise EndpointUnavailable(url, f"server error mid-stream: {message}")
     choices = chunk.get("choices")
     if not isinstance(choices, list):
         raise ProtocolError(url, f"chunk has no 'choices' list: {data[:120]!r}")

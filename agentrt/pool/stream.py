@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from agentrt.clock import Clock, timeout_after
-from agentrt.errors import EndpointError, EndpointUnavailable, ProtocolError
+from agentrt.errors import EndpointError, EndpointUnavailable
 from agentrt.pool.protocol import (
     BranchFinished,
     ChatRequest,
@@ -151,7 +151,7 @@ class ChatStream:
             )
             await self.aclose()
             raise self.error from exc
-        except ProtocolError as exc:
+        except EndpointError as exc:  # malformed chunk, or the server reported an error
             self.error = exc
             await self.aclose()
             raise

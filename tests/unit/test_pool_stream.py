@@ -69,7 +69,6 @@ async def test_reset_mid_stream_keeps_partial_branches_and_ejects() -> None:
         ([b"garbage line\n\n"], "not a server-sent event"),
         ([sse({"object": "x"})], "no 'choices'"),
         ([sse({"choices": [{"delta": {"content": "a"}}]})], "no valid 'index'"),
-        ([sse({"error": {"message": "boom"}})], "server error mid-stream: boom"),
         ([sse({"choices": [], "usage": {"prompt_tokens": "x"}})], "usage.prompt_tokens"),
     ],
 )
@@ -81,6 +80,17 @@ async def test_malformed_sse_is_a_protocol_error(chunks: list[bytes], match: str
                 async for _ in stream:
                     pass
         assert pool.endpoints[0].in_flight == 0
+
+
+async def test_a_server_error_mid_stream_ejects_the_endpoint() -> None:
+    chunks = [sse(token_chunk(0, "4")), sse({"error": {"message": "EngineCore died"}})]
+    async with pool_for(FakeCluster(a=FakeVLLM(chunks=chunks)), "a") as pool:
+        with pytest.raises(EndpointUnavailable, match="server error mid-stream: EngineCore died"):
+            async with pool.stream(REQUEST) as stream:
+                async for _ in stream:
+                    pass
+        assert stream.branches[0].text == "4"
+        assert not pool.endpoints[0].healthy(0.0)
 
 
 async def test_json_instead_of_event_stream_is_a_protocol_error() -> None:
