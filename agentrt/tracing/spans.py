@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,8 +47,10 @@ __all__ = [
     "current_allocation",
     "current_node",
     "current_run",
+    "current_workflow",
     "expected_answer",
     "expected_answer_scope",
+    "node_context",
     "node_span",
     "record_error",
     "tool_span",
@@ -146,7 +149,8 @@ class WorkflowSpan:
     graph: str
     trace_file: Path | None
     deadline: Deadline | None = None
-    _outcome: dict[str, AttributeValue] = field(default_factory=dict)
+    _nodes: dict[str, tuple[trace.Span, NodeVisit]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def trace_id(self) -> str:
@@ -177,6 +181,105 @@ class WorkflowSpan:
             degraded = report.degraded if degraded is None else degraded or report.degraded
         if degraded is not None:
             self.span.set_attribute(AGENTRT.RUN_DEGRADED, degraded)
+
+    # -- node spans opened and closed from outside the node's task ---------------
+
+    def node_started(
+        self,
+        node: str,
+        visit: str | None = None,
+        *,
+        step: int | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        """Open the ``node {name}`` span of one visit (a child of the run), for a
+        driver that sees tasks start and finish (LangGraph's ``tasks`` stream).
+        Calls made inside :func:`node_context` of ``visit`` become its children."""
+        key = visit or node
+        attrs = _node_attributes(node, step, visit, None, attributes)
+        parent = trace.set_span_in_context(self.span)
+        with self._lock:
+            if key in self._nodes:
+                return
+            span = get_tracer().start_span(
+                f"node {node}", context=parent, kind=SpanKind.INTERNAL, attributes=attrs
+            )
+            self._nodes[key] = (span, NodeVisit(node, visit, step))
+
+    def node_finished(
+        self, node: str, visit: str | None = None, *, error: BaseException | str | None = None
+    ) -> None:
+        """Close the span :meth:`node_started` opened (unknown visits are ignored)."""
+        with self._lock:
+            entry = self._nodes.pop(visit or node, None)
+        if entry is None:
+            return
+        span = entry[0]
+        if isinstance(error, BaseException):
+            record_error(span, error)
+        elif error is not None:
+            span.set_attribute(ERROR_TYPE, error if error in _KNOWN_ERRORS else "node_error")
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end()
+
+    def node_visit(self, visit: str) -> tuple[trace.Span, NodeVisit] | None:
+        with self._lock:
+            return self._nodes.get(visit)
+
+    def _close_nodes(self, kind: str) -> None:
+        with self._lock:
+            left, self._nodes = list(self._nodes.values()), {}
+        for span, _visit in left:
+            span.set_attribute(ERROR_TYPE, kind)
+            span.set_status(Status(StatusCode.ERROR, f"{kind}: still running when the run ended"))
+            span.end()
+
+
+_KNOWN_ERRORS = frozenset({"deadline_exceeded", "cancelled"})
+
+
+def _node_attributes(
+    node: str,
+    step: int | None,
+    visit: str | None,
+    attempt: int | None,
+    extra: Mapping[str, AttributeValue] | None,
+) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {AGENTRT.NODE: node}
+    if step is not None:
+        attrs[AGENTRT.NODE_STEP] = step
+    if visit is not None:
+        attrs[AGENTRT.NODE_VISIT] = visit
+    if attempt is not None:
+        attrs[AGENTRT.NODE_ATTEMPT] = attempt
+    attrs.update(extra or {})
+    return attrs
+
+
+_workflow: contextvars.ContextVar[WorkflowSpan | None] = contextvars.ContextVar(
+    "agentrt_trace_workflow", default=None
+)
+
+
+def current_workflow() -> WorkflowSpan | None:
+    """The workflow span of the run in this context, if any."""
+    return _workflow.get()
+
+
+@contextmanager
+def node_context(visit: str | None, node: str | None = None) -> Iterator[None]:
+    """Make the node span that :meth:`WorkflowSpan.node_started` opened for
+    ``visit`` current inside the block (what a chat model does around a call).
+    Without such a span, calls are still labelled with ``node``."""
+    workflow = _workflow.get()
+    entry = workflow.node_visit(visit) if workflow is not None and visit else None
+    if entry is None:
+        with _scoped(_node, NodeVisit(node, visit) if node is not None else _node.get()):
+            yield
+        return
+    span, info = entry
+    with trace.use_span(span, end_on_exit=False), _scoped(_node, info):
+        yield
 
 
 def _file_stem(graph: str, trace_id: int) -> str:
@@ -223,6 +326,7 @@ def workflow_span(
     run_id = run_id or f"{trace_id:032x}"
     span.set_attribute(AGENTRT.RUN_ID, run_id)
     handle = WorkflowSpan(span, run_id, graph, trace_file, deadline)
+    ended = "cancelled"
     try:
         with (
             trace.use_span(
@@ -230,12 +334,17 @@ def workflow_span(
             ),
             _scoped(_run, RunInfo(graph, run_id, deadline)),
             _scoped(_node, None),
+            _scoped(_workflow, handle),
         ):
             yield handle
     except BaseException as exc:
         record_error(span, exc)
+        ended = error_type(exc) if error_type(exc) in _KNOWN_ERRORS else "cancelled"
         raise
     finally:
+        if deadline is not None and deadline.expired:
+            ended = "deadline_exceeded"
+        handle._close_nodes(ended)
         if deadline is not None and deadline.budget_s != float("inf"):
             span.set_attribute(AGENTRT.ELAPSED_S, deadline.elapsed())
             span.set_attribute(AGENTRT.RUN_DEADLINE_MET, not deadline.expired)
@@ -254,14 +363,7 @@ def node_span(
 ) -> Iterator[trace.Span]:
     """A ``node {name}`` span for one visit of a graph node, current inside the
     block; chat spans opened inside it carry ``agentrt.node``."""
-    attrs: dict[str, AttributeValue] = {AGENTRT.NODE: node}
-    if step is not None:
-        attrs[AGENTRT.NODE_STEP] = step
-    if visit is not None:
-        attrs[AGENTRT.NODE_VISIT] = visit
-    if attempt is not None:
-        attrs[AGENTRT.NODE_ATTEMPT] = attempt
-    attrs.update(attributes or {})
+    attrs = _node_attributes(node, step, visit, attempt, attributes)
     with (
         get_tracer().start_as_current_span(
             f"node {node}",

@@ -299,3 +299,53 @@ def test_otlp_exporter_is_built_from_the_standard_variables(
         assert len(tracing.provider._active_span_processor._span_processors) == 2
     finally:
         shutdown_tracing()
+
+
+async def test_a_driver_opens_node_spans_that_calls_in_the_task_join(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The runner's way: node spans opened from LangGraph's ``tasks`` stream,
+    made current inside the task by ``node_context`` around each call."""
+    from typing import TypedDict
+
+    from langgraph.config import get_config
+    from langgraph.graph import END, START, StateGraph
+
+    from agentrt.tracing import current_workflow, node_context
+
+    class State(TypedDict):
+        answer: str
+
+    server = FakeVLLM(chunks=answers_chunks(["7", "7"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        executor = TTSExecutor(pool)
+
+        async def solve(state: State) -> State:
+            visit = get_config()["metadata"]["langgraph_checkpoint_ns"]
+            with node_context(visit, "solve"):
+                result = await executor.run(MESSAGES, slice_s=5, config=majority(2))
+            return {"answer": result.answer.key if result.answer else ""}
+
+        builder = StateGraph(State)
+        builder.add_node("solve", solve)
+        builder.add_edge(START, "solve")
+        builder.add_edge("solve", END)
+        graph = builder.compile()
+        with workflow_span("one-node") as run:
+            assert current_workflow() is run
+            async for mode, chunk in graph.astream({"answer": ""}, stream_mode=["values", "tasks"]):
+                if mode == "tasks" and "triggers" in chunk:
+                    run.node_started(chunk["name"], f"{chunk['name']}:{chunk['id']}", step=1)
+                elif mode == "tasks":
+                    run.node_finished(chunk["name"], f"{chunk['name']}:{chunk['id']}")
+            run.node_started("never_finished", "never_finished:x")
+    workflow, node, chat = (
+        one(spans, "invoke_workflow"),
+        one(spans, "node solve"),
+        one(spans, "chat"),
+    )
+    assert node.parent is not None and node.parent.span_id == workflow.context.span_id
+    assert chat.parent is not None and chat.parent.span_id == node.context.span_id
+    assert (chat.attributes or {})[AGENTRT.NODE] == "solve"
+    left = one(spans, "node never_finished")
+    assert (left.attributes or {})["error.type"] == "cancelled"
