@@ -44,6 +44,7 @@ _AST_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDi
 
 model = TTSChatModel(call_site="agent")
 spec = LastNumber()
+ANSWER_FORMAT = "Answer with just the number."  # short replies: ~9 tokens median
 
 
 class AgentState(TypedDict, total=False):
@@ -97,7 +98,7 @@ def plan(state: AgentState) -> AgentState:
 async def agent(state: AgentState) -> AgentState:
     """The model claims the next step's result."""
     op, right = state["operations"][state["step"]]
-    question = f"What is {state['value']} {_WORDS[op]} {right}?"
+    question = f"What is {state['value']} {_WORDS[op]} {right}? {ANSWER_FORMAT}"
     if state.get("feedback"):
         question = f"{state['feedback']} {question}"
     reply = await model.ainvoke([HumanMessage(question)])

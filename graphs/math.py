@@ -30,6 +30,7 @@ _OPS = {"add": "plus", "subtract": "minus", "multiply by": "times", "divide by":
 
 model = TTSChatModel(call_site="solve")
 spec = LastNumber()
+ANSWER_FORMAT = "Answer with just the number."  # short replies: ~9 tokens median
 
 
 class MathState(TypedDict, total=False):
@@ -67,7 +68,8 @@ async def solve(state: MathState) -> MathState:
     results = list(state.get("results", []))
     left = results[-1] if results else str(state["start"])
     op, right = state["operations"][len(results)]
-    reply = await model.ainvoke([HumanMessage(f"What is {left} {op} {right}?")])
+    question = f"What is {left} {op} {right}? {ANSWER_FORMAT}"
+    reply = await model.ainvoke([HumanMessage(question)])
     found = spec.extract(str(reply.content))
     results.append(found.key if found is not None else "?")
     return {"results": results}

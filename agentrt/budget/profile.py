@@ -52,7 +52,8 @@ class NodeStats(BaseModel):
     """What one node of the graph costs: latency quantiles of one of its LLM
     calls (seconds), calls per visit, expected visits (loops), the expected
     width of a ``Send`` fan-out, the predicted minimum latency of a call,
-    non-LLM time per visit, and an accuracy-vs-time curve when known."""
+    non-LLM time per visit, an accuracy-vs-time curve when known, and the
+    median and p90 output tokens of one call (the executor's length prior)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -66,6 +67,16 @@ class NodeStats(BaseModel):
     fanout: float = Field(default=1.0, ge=1, allow_inf_nan=False)
     overhead_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     accuracy_curve: tuple[tuple[float, float], ...] | None = None
+    tokens_p50: float | None = Field(default=None, ge=1, allow_inf_nan=False)
+    tokens_p90: float | None = Field(default=None, ge=1, allow_inf_nan=False)
+
+    @field_validator("tokens_p90")
+    @classmethod
+    def _tokens_ordered(cls, value: float | None, info: ValidationInfo) -> float | None:
+        p50 = info.data.get("tokens_p50")
+        if value is not None and (p50 is None or value < p50):
+            raise ValueError(f"needs tokens_p50 and must be >= it ({p50})")
+        return value
 
     @field_validator(*_QUANTILE_ORDER[1:])
     @classmethod

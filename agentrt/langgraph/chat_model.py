@@ -38,6 +38,7 @@ from agentrt.pool.pool import EndpointPool
 from agentrt.tts.answers import AnswerSpec
 from agentrt.tts.config import TTSConfig
 from agentrt.tts.executor import TTSExecutor
+from agentrt.tts.length import LengthModel
 from agentrt.tts.result import Result
 
 __all__ = ["TTSChatModel"]
@@ -152,6 +153,10 @@ class TTSChatModel(BaseChatModel):
         if scope is not None and self.executor is None:
             node, visit, step = task_identity()
             allocation = scope.manager.allocate(node, self.call_site, visit=visit, step=step)
+            stats = scope.manager.profile.stats_for(node)
+            length = None
+            if stats.tokens_p50 is not None and stats.tokens_p90 is not None:
+                length = LengthModel.from_quantiles(stats.tokens_p50, stats.tokens_p90)
             result = await scope.executor.run(
                 openai_messages,
                 slice_s=allocation.slice_s,
@@ -159,6 +164,7 @@ class TTSChatModel(BaseChatModel):
                 answer_spec=spec,
                 config=self.config,
                 stop=stop or (),
+                length=length,
             )
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
             scope.calls.append(CallRecord(allocation, result))

@@ -163,7 +163,12 @@ def _executor(
     return TTSExecutor(
         pool,
         models=CallModels(latency=models),
-        space=SearchSpace(groups=tuple(groups), max_tokens_choices=(96, 256)),
+        # Without a verifier, scores are only self-certainty: plan over greedy and voting.
+        space=SearchSpace(
+            strategies=("single", "majority"),
+            groups=tuple(groups),
+            max_tokens_choices=(32, 64),
+        ),
         objective="penalty" if penalised else "deadline",
         sla_quantile=spec.sla_quantile,
         lambda_tokens=spec.lambda_tokens,

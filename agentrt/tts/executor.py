@@ -160,10 +160,15 @@ class TTSExecutor:
     # -- planning -----------------------------------------------------------------
 
     def plan(
-        self, messages: Sequence[Message], slice_s: float, *, load: Mapping[str, int] | None = None
+        self,
+        messages: Sequence[Message],
+        slice_s: float,
+        *,
+        load: Mapping[str, int] | None = None,
+        length: LengthModel | None = None,
     ) -> Plan:
         """The config this executor would run for ``messages`` in ``slice_s`` (pure)."""
-        inputs = self._inputs(messages, slice_s, load or {})
+        inputs = self._inputs(messages, slice_s, load or {}, length)
         if self.objective == "penalty":
             return plan_with_penalty(
                 inputs, lambda_tokens=self.lambda_tokens, lambda_latency_s=self.lambda_latency_s
@@ -171,13 +176,17 @@ class TTSExecutor:
         return plan_for_deadline(inputs)
 
     def _inputs(
-        self, messages: Sequence[Message], slice_s: float, load: Mapping[str, int]
+        self,
+        messages: Sequence[Message],
+        slice_s: float,
+        load: Mapping[str, int],
+        length: LengthModel | None = None,
     ) -> PlanInputs:
         return PlanInputs(
             slice_s=slice_s,
             prompt_tokens=estimate_prompt_tokens(messages),
             latency_models=self.models.latency,
-            length_model=self.models.length,
+            length_model=length or self.models.length,
             accuracy_model=self.models.accuracy_for(messages),
             sla_quantile=self.sla_quantile,
             load=load,
@@ -207,6 +216,7 @@ class TTSExecutor:
         answer_spec: AnswerSpec | None = None,
         config: TTSConfig | None = None,
         stop: Sequence[str] = (),
+        length: LengthModel | None = None,
     ) -> Result:
         """Plan and run one call inside ``slice_s`` (and the ambient deadline).
 
@@ -215,7 +225,9 @@ class TTSExecutor:
         traced as a ``chat {model}`` span with a child span per branch.
         """
         with chat_call(messages, clock=self._clock, slice_s=slice_s, deadline=deadline) as call:
-            result = await self._run(messages, slice_s, deadline, answer_spec, config, stop)
+            result = await self._run(
+                messages, slice_s, deadline, answer_spec, config, stop, length
+            )
             call.finished(result)
             return result
 
@@ -227,6 +239,7 @@ class TTSExecutor:
         answer_spec: AnswerSpec | None,
         config: TTSConfig | None,
         stop: Sequence[str],
+        length: LengthModel | None = None,
     ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
@@ -240,7 +253,7 @@ class TTSExecutor:
         if config is not None:
             plan = self._fixed_plan(messages, config, available_s)
         else:
-            plan = self.plan(messages, available_s)
+            plan = self.plan(messages, available_s, length=length)
             if plan.refused:
                 if self.on_refusal == "raise":
                     cheapest = self._fallback_plan(messages, plan)

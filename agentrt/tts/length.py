@@ -69,6 +69,17 @@ class LengthModel:
             )
 
     @classmethod
+    def from_quantiles(cls, p50_tokens: float, p90_tokens: float) -> LengthModel:
+        """The log-normal prior through a median and a p90 (e.g. from a profile)."""
+        if not 1.0 <= p50_tokens <= p90_tokens:
+            raise ConfigurationError(
+                f"LengthModel needs 1 <= p50 <= p90 tokens, got {p50_tokens}, {p90_tokens}"
+            )
+        z90 = _STANDARD_NORMAL.inv_cdf(0.9)
+        sigma = max(0.05, min(5.0, math.log(p90_tokens / p50_tokens) / z90))
+        return cls(prior_median_tokens=p50_tokens, prior_sigma=sigma)
+
+    @classmethod
     def from_samples(cls, samples: Iterable[int], **prior: float) -> LengthModel:
         """An empirical model from observed output lengths (any order)."""
         return cls(samples=tuple(sorted(int(s) for s in samples)), **prior)
