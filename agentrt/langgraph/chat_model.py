@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -33,12 +33,16 @@ from pydantic import ConfigDict, Field
 from agentrt.deadline import Deadline, current_deadline
 from agentrt.errors import ConfigurationError
 from agentrt.langgraph.scope import CallRecord, current_run, task_identity
+from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import EndpointSpec
+from agentrt.pool.local import LocalPool
 from agentrt.pool.pool import EndpointPool
-from agentrt.tts.answers import AnswerSpec
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tts.answers import AnswerSpec, NormalisedString
+from agentrt.tts.config import StrategyName, TTSConfig
+from agentrt.tts.executor import CallModels, TTSExecutor
+from agentrt.tts.latency import LatencyModel
 from agentrt.tts.length import LengthModel
+from agentrt.tts.planner import SearchSpace
 from agentrt.tts.result import Result
 
 __all__ = ["TTSChatModel"]
@@ -56,8 +60,16 @@ class TTSChatModel(BaseChatModel):
     endpoints: list[EndpointSpec] | None = None
     answer_spec: AnswerSpec | None = None
     config: TTSConfig | None = None
-    slice_s: float | None = None
+    slice_s: float | None = Field(default=None, gt=0)
     call_site: str | None = None
+    # The standard chat-model parameters. ``temperature=0`` means greedy only
+    # (no sampled branches); ``max_tokens`` caps every branch; ``timeout`` is
+    # the slice of a call made outside an agentrt run.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    stop: list[str] | None = None
+    max_retries: int = Field(default=2, ge=0)
 
     @property
     def _llm_type(self) -> str:
@@ -66,6 +78,32 @@ class TTSChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "call_site": self.call_site}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="agentrt",
+            ls_model_name=str(kwargs.get("model", self.model_name)),
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    def _space(self, groups: Sequence[str]) -> SearchSpace:
+        strategies: tuple[StrategyName, ...] = ("single",)
+        if self.temperature is None or self.temperature > 0:
+            strategies = ("single", "majority")
+        tokens = (self.max_tokens,) if self.max_tokens is not None else (64, 256)
+        return SearchSpace(
+            strategies=strategies,
+            groups=tuple(groups),
+            max_tokens_choices=tokens,
+            temperature=self.temperature or 0.7,
+        )
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -149,7 +187,9 @@ class TTSChatModel(BaseChatModel):
         if not isinstance(openai_messages, list) or not openai_messages:
             raise ConfigurationError("TTSChatModel needs at least one message")
         scope = current_run()
-        spec = self.answer_spec or (scope.answer_spec if scope else None)
+        # Free-form chat: the whole reply is the answer unless told otherwise.
+        spec = self.answer_spec or (scope.answer_spec if scope else None) or NormalisedString()
+        stop = stop or self.stop
         if scope is not None and self.executor is None:
             node, visit, step = task_identity()
             allocation = scope.manager.allocate(node, self.call_site, visit=visit, step=step)
@@ -169,11 +209,12 @@ class TTSChatModel(BaseChatModel):
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
             scope.calls.append(CallRecord(allocation, result))
             return result
+        slice_s = self.slice_s or self.timeout or DEFAULT_SLICE_S
         async with self._standalone_executor() as executor:
-            deadline = current_deadline() or Deadline.after(self.slice_s or DEFAULT_SLICE_S)
+            deadline = current_deadline() or Deadline.after(slice_s)
             return await executor.run(
                 openai_messages,
-                slice_s=self.slice_s or DEFAULT_SLICE_S,
+                slice_s=slice_s,
                 deadline=deadline,
                 answer_spec=spec,
                 config=self.config,
@@ -185,12 +226,19 @@ class TTSChatModel(BaseChatModel):
         if self.executor is not None:
             yield self.executor
             return
-        if not self.endpoints:
+        specs = self.endpoints or endpoints_from_env() or LocalPool().endpoints()
+        if not specs:
             raise ConfigurationError(
-                "TTSChatModel outside an agentrt run needs executor= or endpoints="
+                "TTSChatModel outside an agentrt run needs executor=, endpoints=, "
+                "AGENTRT_ENDPOINTS or a running local pool (`agentrt up`)"
             )
-        async with EndpointPool(self.endpoints) as pool:
-            yield TTSExecutor(pool)
+        async with EndpointPool(specs) as pool:
+            groups = sorted(pool.groups)
+            yield TTSExecutor(
+                pool,
+                models=CallModels(latency={g: LatencyModel.prior(g) for g in groups}),
+                space=self._space(groups),
+            )
 
     def _message(self, result: Result) -> AIMessage:
         usage = UsageMetadata(

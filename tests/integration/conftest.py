@@ -2,11 +2,13 @@
 
 Two plain servers and one ngram-speculative server on loopback. Pool state and
 logs go to a temporary home; the prepared model is shared with `make model`.
+``AGENTRT_TEST_POOL=reuse`` tests against a pool `agentrt up` already started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,12 @@ def local_settings(home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def local_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerRecord]]:
+    if os.environ.get("AGENTRT_TEST_POOL") == "reuse":
+        # Development shortcut: test against the pool `agentrt up` started.
+        running = LocalPool().alive()
+        if running:
+            yield running
+            return
     pool = LocalPool(local_settings(tmp_path_factory.mktemp("agentrt-home")))
     records = asyncio.run(pool.up(plain=2, spec=1, kv_cache_gib=1.0, max_model_len=2048))
     try:
