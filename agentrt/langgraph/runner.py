@@ -34,7 +34,7 @@ from agentrt.budget.report import BudgetReport
 from agentrt.budget.topology import GraphTopology
 from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline
-from agentrt.errors import ConfigurationError, DeadlineExceeded
+from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded
 from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
 from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import EndpointSpec
@@ -101,6 +101,7 @@ class RunDeadlineExceeded(DeadlineExceeded):
     def __init__(self, result: RunResult) -> None:
         self.result = result
         super().__init__("run", result.deadline_s, result.elapsed_s)
+        self.args = (f"{self.args[0]}: {result.reason}",)
 
 
 @dataclass
@@ -209,7 +210,10 @@ async def run(
         )
     resolved = _resolve_profile(profile)
     _check_profile_graph(resolved, graph_path)
-    resolved = resolved.with_spec(deadline_s=_check_deadline(deadline))
+    seconds = _check_deadline(deadline)
+    # The wrap-up reserve never takes more than a quarter of a short deadline.
+    reserve_s = min(resolved.spec.reserve_s, seconds / 4)
+    resolved = resolved.with_spec(deadline_s=seconds, reserve_s=reserve_s)
     clock = clock or current_clock()
     topology = GraphTopology.from_langgraph(graph)
     async with _pool_for(pool, endpoints) as opened:
@@ -243,6 +247,7 @@ async def _drive(
     control = RunControl()
     progress = _Progress(state=input)
     reason: str | None = None
+    refusal: Exception | None = None
     run_id = str(uuid.uuid4())
     run_config = {**(config or {}), "run_id": run_id}
     with run_scope(scope):
@@ -259,6 +264,9 @@ async def _drive(
             reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
         except GraphDrained:
             reason = f"drained at the soft deadline ({manager.profile.spec.reserve_s:.3f}s reserve)"
+        except (BudgetRefused, DeadlineExceeded) as exc:  # on_expiry = "raise": a node refused
+            reason = f"refused: {exc}"
+            refusal = exc
         finally:
             drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -280,8 +288,8 @@ async def _drive(
         finished_tasks=tuple(progress.finished),
         calls=tuple(scope.calls),
     )
-    if reason is not None and deadline.expired and manager.profile.spec.on_expiry == "raise":
-        raise RunDeadlineExceeded(result)
+    if manager.profile.spec.on_expiry == "raise" and (refusal is not None or deadline.expired):
+        raise RunDeadlineExceeded(result) from refusal
     return result
 
 
