@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,17 +71,28 @@ def graph_input(
 
 
 def _check_keys(loaded: LoadedGraph, value: dict[str, Any]) -> None:
-    schema = loaded.graph.get_input_jsonschema()
-    properties = set(schema.get("properties", {}))
-    unknown = sorted(set(value) - properties)
-    if properties and unknown:
+    keys, required = _input_keys(loaded.graph)
+    unknown = sorted(set(value) - keys)
+    if keys and unknown:
         raise ConfigurationError(
             f"--input has keys {unknown} that graph {loaded.name!r} does not take; "
-            f"its input keys are {sorted(properties)}"
+            f"its input keys are {sorted(keys)}"
         )
-    missing = sorted(set(schema.get("required", [])) - set(value))
+    missing = sorted(required - set(value))
     if missing:
         raise ConfigurationError(f"--input lacks keys {missing} that graph {loaded.name!r} needs")
+
+
+def _input_keys(graph: Any) -> tuple[set[str], set[str]]:
+    """The input state's keys and required keys, read from the builder's schema."""
+    schema = getattr(getattr(graph, "builder", None), "input_schema", None)
+    if schema is None:
+        return set(), set()
+    try:
+        keys = set(typing.get_type_hints(schema))
+    except (TypeError, NameError):
+        return set(), set()
+    return keys, set(getattr(schema, "__required_keys__", frozenset()))
 
 
 @dataclass
