@@ -323,6 +323,9 @@ def chat_call(
         GEN_AI.REQUEST_STREAM: True,
         **_slice_attributes(slice_s, deadline or current_deadline()),
     }
+    from agentrt.tts.executor import estimate_prompt_tokens  # the executor imports this module
+
+    attrs[AGENTRT.PROMPT_TOKENS_ESTIMATE] = estimate_prompt_tokens(messages)
     if capture_content():
         attrs[GEN_AI.INPUT_MESSAGES] = input_messages_json(messages)
     started_clock, started_ns = clock.now(), wall_time_ns()

@@ -61,7 +61,7 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
             for event in span.events
         ],
         "status": status,
-        "resource": _attributes(span.resource.attributes),
+        "service": span.resource.attributes.get("service.name"),
         "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
     }
 
