@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from agentrt.tts.executor import CallModels, TTSExecutor
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.planner import SearchSpace
 
-__all__ = ["RunDeadlineExceeded", "RunEvent", "RunResult", "run", "run_sync"]
+__all__ = ["RunDeadlineExceeded", "RunEvent", "RunResult", "run", "run_sync", "sync_nodes"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,14 @@ class RunResult:
     cut: tuple[str, ...] = ()
     finished_tasks: tuple[tuple[str, Any], ...] = ()
     calls: tuple[CallRecord, ...] = ()
+    sync_nodes: tuple[str, ...] = ()
+    """Nodes written as sync functions: they run in worker threads and cannot be
+    cancelled at the deadline (a cut one may still be running after return)."""
+
+    @property
+    def uncancelled(self) -> tuple[str, ...]:
+        """Sync nodes that were still running when the run was cut."""
+        return tuple(n for n in self.cut if n in self.sync_nodes)
 
     @property
     def degraded_calls(self) -> int:
@@ -287,7 +295,13 @@ async def _drive(
         cut=tuple(sorted(progress.running.values())),
         finished_tasks=tuple(progress.finished),
         calls=tuple(scope.calls),
+        sync_nodes=sync_nodes(graph),
     )
+    if result.uncancelled:
+        result = replace(
+            result,
+            reason=f"{result.reason}; sync nodes {list(result.uncancelled)} could not be cancelled",
+        )
     if manager.profile.spec.on_expiry == "raise" and (refusal is not None or deadline.expired):
         raise RunDeadlineExceeded(result) from refusal
     return result
@@ -328,6 +342,16 @@ async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl) -> No
         return
     await deadline.clock.sleep(deadline.soft_remaining())
     control.request_drain("agentrt soft deadline")
+
+
+def sync_nodes(graph: Any) -> tuple[str, ...]:
+    """The graph's nodes written as plain (sync) functions."""
+    names = []
+    for name, node in getattr(graph, "nodes", {}).items():
+        bound = getattr(node, "bound", None)
+        if not name.startswith("__") and getattr(bound, "func", None) is not None:
+            names.append(name)
+    return tuple(sorted(names))
 
 
 def run_sync(graph: Any, input: Any, *, deadline: float, **options: Any) -> RunResult:
