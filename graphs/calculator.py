@@ -42,8 +42,8 @@ _APPLY: dict[str, Callable[[int, int], int]] = {
 }
 _AST_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "/"}
 
-model = TTSChatModel(call_site="agent")
-spec = LastNumber()
+spec = LastNumber()  # what an answer is: branches vote on the last number
+model = TTSChatModel(call_site="agent", answer_spec=spec)
 ANSWER_FORMAT = "Answer with just the number."  # short replies: ~9 tokens median
 
 

@@ -26,8 +26,8 @@ PROFILE = "budgets/mapreduce.toml"
 
 _QUESTION = re.compile(r"What is -?\d+ (?:plus|minus|times) -?\d+\?")
 
-model = TTSChatModel(call_site="solve")
-spec = LastNumber()
+spec = LastNumber()  # what an answer is: branches vote on the last number
+model = TTSChatModel(call_site="solve", answer_spec=spec)
 ANSWER_FORMAT = "Answer with just the number."  # short replies: ~9 tokens median
 
 

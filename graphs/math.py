@@ -28,8 +28,8 @@ _START = re.compile(r"Start with (-?\d+)\.")
 _STEP = re.compile(r"(Add|Subtract|Multiply by|Divide by) (-?\d+)\.", re.IGNORECASE)
 _OPS = {"add": "plus", "subtract": "minus", "multiply by": "times", "divide by": "divided by"}
 
-model = TTSChatModel(call_site="solve")
-spec = LastNumber()
+spec = LastNumber()  # what an answer is: branches vote on the last number
+model = TTSChatModel(call_site="solve", answer_spec=spec)
 ANSWER_FORMAT = "Answer with just the number."  # short replies: ~9 tokens median
 
 

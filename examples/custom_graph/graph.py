@@ -21,9 +21,9 @@ from typing_extensions import TypedDict
 from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tts.answers import LastNumber
 
-spec = LastNumber()
-answerer = TTSChatModel(call_site="answer")
-checker = TTSChatModel(call_site="verify")
+spec = LastNumber()  # what an answer is: branches vote on the last number
+answerer = TTSChatModel(call_site="answer", answer_spec=spec)
+checker = TTSChatModel(call_site="verify", answer_spec=spec)
 
 
 class State(TypedDict, total=False):
