@@ -171,7 +171,9 @@ class RunTrace:
         return [s for s in self.children(call) if s.is_branch]
 
     def node_of(self, span: SpanRecord) -> str | None:
-        """The node a span ran in: its own ``agentrt.node``, else its nearest node ancestor's."""
+        """The node a span ran in: its own ``agentrt.node``, else its nearest node
+        ancestor's, else the innermost node span whose time contains it (a driver
+        that opens node spans outside the node's task)."""
         by_id = {s.span_id: s for s in self.spans}
         current: SpanRecord | None = span
         while current is not None:
@@ -179,6 +181,11 @@ class RunTrace:
             if node is not None:
                 return str(node)
             current = by_id.get(current.parent_id) if current.parent_id else None
+        around = [
+            n for n in self.nodes() if n.start_ns <= span.start_ns and span.end_ns <= n.end_ns
+        ]
+        if around:
+            return str(max(around, key=lambda n: n.start_ns).get(AGENTRT.NODE))
         return None
 
 

@@ -136,6 +136,41 @@ def fit_latency(
     return models
 
 
+_P90_RATIOS = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def length_quantiles_for_planning(
+    calls: Sequence[CallSample], latency: dict[str, LatencyModel], length: LengthModel
+) -> tuple[float, float]:
+    """The ``(tokens_p50, tokens_p90)`` a profile should carry for this node.
+
+    A run builds a log-normal length model from these two numbers, and branch
+    lengths are rarely log-normal (greedy answers are short, sampled ones run
+    to the cap), so the pair is chosen among the observed quantiles to best
+    predict the node's complete calls' latencies (least mean absolute log
+    error) with the fitted latency models. Without complete calls it is the
+    observed p50 and p90.
+    """
+    observed = (max(1.0, length.quantile(0.5)), max(1.0, length.quantile(0.9)))
+    complete = [c for c in calls if c.complete and c.latency_s > 0 and c.group in latency]
+    if not complete:
+        return observed[0], max(observed)
+    candidates = sorted({max(1.0, round(length.quantile(q), 1)) for q in
+                         (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)})  # fmt: skip
+
+    def loss(p50: float, p90: float) -> float:
+        model = LengthModel.from_quantiles(p50, p90)
+        total = 0.0
+        for call in complete:
+            predicted = latency[call.group].predict_mean(config_of(call), call.prompt_tokens, model)
+            total += abs(math.log(max(predicted, 1e-6) / call.latency_s))
+        return total / len(complete)
+
+    pairs = [(p50, round(p50 * r, 1)) for p50 in candidates for r in _P90_RATIOS]
+    best = min(pairs, key=lambda pair: (loss(*pair), pair))
+    return best if loss(*best) < loss(observed[0], max(observed)) else (observed[0], max(observed))
+
+
 @dataclass(frozen=True)
 class NodeFit:
     """What was fitted for one node, and from how much."""
@@ -228,9 +263,9 @@ def _node_stats(
         rounds = len(widths)
         fields["expected_visits"] = rounds / max(1, len(graph_runs))
     if not length.is_prior:
-        tokens_p50 = max(1.0, length.quantile(0.5))
-        fields["tokens_p50"] = tokens_p50
-        fields["tokens_p90"] = max(tokens_p50, length.quantile(0.9))
+        fields["tokens_p50"], fields["tokens_p90"] = length_quantiles_for_planning(
+            calls, latency, length
+        )
     if curve:
         fields["accuracy_curve"] = curve
     return NodeStats.model_validate({k: _round(v) for k, v in fields.items()})
