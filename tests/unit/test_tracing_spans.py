@@ -349,3 +349,25 @@ async def test_a_driver_opens_node_spans_that_calls_in_the_task_join(
     assert (chat.attributes or {})[AGENTRT.NODE] == "solve"
     left = one(spans, "node never_finished")
     assert (left.attributes or {})["error.type"] == "cancelled"
+
+
+def test_every_gen_ai_key_is_defined_by_the_semantic_conventions() -> None:
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
+    from opentelemetry.semconv.attributes import error_attributes, server_attributes
+
+    from agentrt.tracing.attributes import AGENTRT as OURS
+    from agentrt.tracing.attributes import ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT
+
+    defined = {
+        value
+        for module in (gen_ai_attributes, error_attributes, server_attributes)
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str)
+    }
+    keys = [v for k, v in vars(GEN_AI).items() if k.isupper() and v.startswith("gen_ai.")]
+    assert keys and set(keys) <= defined
+    assert {ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT} <= defined
+    ours = [v for k, v in vars(OURS).items() if k.isupper()]
+    assert all(v.startswith("agentrt.") for v in ours)
+    operations = {v.value for v in gen_ai_attributes.GenAiOperationNameValues}
+    assert {GEN_AI.CHAT, GEN_AI.EXECUTE_TOOL, GEN_AI.INVOKE_WORKFLOW} <= operations
