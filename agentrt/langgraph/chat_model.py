@@ -205,6 +205,7 @@ class TTSChatModel(BaseChatModel):
                 config=self.config,
                 stop=stop or (),
                 length=length,
+                siblings=max(0, round(stats.fanout) - 1),
             )
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
             scope.calls.append(CallRecord(allocation, result))

@@ -166,9 +166,10 @@ class TTSExecutor:
         *,
         load: Mapping[str, int] | None = None,
         length: LengthModel | None = None,
+        siblings: int = 0,
     ) -> Plan:
         """The config this executor would run for ``messages`` in ``slice_s`` (pure)."""
-        inputs = self._inputs(messages, slice_s, load or {}, length)
+        inputs = self._inputs(messages, slice_s, load or {}, length, siblings)
         if self.objective == "penalty":
             return plan_with_penalty(
                 inputs, lambda_tokens=self.lambda_tokens, lambda_latency_s=self.lambda_latency_s
@@ -181,8 +182,10 @@ class TTSExecutor:
         slice_s: float,
         load: Mapping[str, int],
         length: LengthModel | None = None,
+        siblings: int = 0,
     ) -> PlanInputs:
         return PlanInputs(
+            siblings=siblings,
             slice_s=slice_s,
             prompt_tokens=estimate_prompt_tokens(messages),
             latency_models=self.models.latency,
@@ -205,6 +208,20 @@ class TTSExecutor:
         return Plan(refused.objective, config, prediction, reason, refused.slice_s,
                     refused.considered, 0)  # fmt: skip
 
+    def _live_load(self) -> dict[str, int]:
+        """Sequences already decoding per group: on the least-loaded endpoint of each
+        group (where the pool will route), from the pool's own in-flight counts."""
+        endpoints = getattr(self.backend, "endpoints", None)
+        if not endpoints:
+            return {}
+        now = self._clock.now()
+        load: dict[str, int] = {}
+        for endpoint in endpoints:
+            if endpoint.healthy(now):
+                group = endpoint.spec.group
+                load[group] = min(load.get(group, endpoint.in_flight), endpoint.in_flight)
+        return load
+
     # -- running --------------------------------------------------------------------
 
     async def run(
@@ -217,6 +234,7 @@ class TTSExecutor:
         config: TTSConfig | None = None,
         stop: Sequence[str] = (),
         length: LengthModel | None = None,
+        siblings: int = 0,
     ) -> Result:
         """Plan and run one call inside ``slice_s`` (and the ambient deadline).
 
@@ -226,7 +244,7 @@ class TTSExecutor:
         """
         with chat_call(messages, clock=self._clock, slice_s=slice_s, deadline=deadline) as call:
             result = await self._run(
-                messages, slice_s, deadline, answer_spec, config, stop, length
+                messages, slice_s, deadline, answer_spec, config, stop, length, siblings
             )
             call.finished(result)
             return result
@@ -240,6 +258,7 @@ class TTSExecutor:
         config: TTSConfig | None,
         stop: Sequence[str],
         length: LengthModel | None = None,
+        siblings: int = 0,
     ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
@@ -253,7 +272,9 @@ class TTSExecutor:
         if config is not None:
             plan = self._fixed_plan(messages, config, available_s)
         else:
-            plan = self.plan(messages, available_s, length=length)
+            plan = self.plan(
+                messages, available_s, load=self._live_load(), length=length, siblings=siblings
+            )
             if plan.refused:
                 if self.on_refusal == "raise":
                     cheapest = self._fallback_plan(messages, plan)

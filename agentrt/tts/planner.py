@@ -122,6 +122,10 @@ class PlanInputs:
     accuracy_model: AccuracyEstimator
     sla_quantile: float = 0.95
     load: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    siblings: int = 0
+    """Parallel calls expected to run beside this one on the same group (a
+    ``Send`` fan-out), each assumed to run the same config: they add their
+    branches to the concurrency this call decodes at."""
     scorer_latency_s: float = 0.0
     space: SearchSpace = field(default_factory=SearchSpace)
 
@@ -136,6 +140,8 @@ class PlanInputs:
             raise ConfigurationError(
                 f"PlanInputs.sla_quantile must be in (0, 1), got {self.sla_quantile}"
             )
+        if self.siblings < 0:
+            raise ConfigurationError(f"PlanInputs.siblings must be >= 0, got {self.siblings}")
         if not self.scorer_latency_s >= 0.0:
             raise ConfigurationError(
                 f"PlanInputs.scorer_latency_s must be >= 0, got {self.scorer_latency_s}"
@@ -201,7 +207,7 @@ def predict(config: TTSConfig, inputs: PlanInputs) -> Prediction:
     model = inputs.latency_models.get(config.group)
     if model is None:
         raise ConfigurationError(f"no latency model for group {config.group!r}")
-    load = inputs.load.get(config.group, 0)
+    load = inputs.load.get(config.group, 0) + inputs.siblings * config.n
     extra_s = inputs.scorer_latency_s if config.strategy in _SCORED else 0.0
     length = inputs.length_model
     return Prediction(
