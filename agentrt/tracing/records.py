@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ class SpanRecord:
         return AGENTRT.BRANCH_OUTCOME in self.attributes
 
 
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """``branch 2`` before ``branch 10``."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
+
+
 @dataclass
 class RunTrace:
     """The spans of one trace (one run), with parent links."""
@@ -113,7 +119,7 @@ class RunTrace:
     _children: dict[str | None, list[SpanRecord]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.spans.sort(key=lambda s: (s.start_ns, s.name))
+        self.spans.sort(key=lambda s: (s.start_ns, _natural(s.name)))
         children: dict[str | None, list[SpanRecord]] = defaultdict(list)
         ids = {s.span_id for s in self.spans}
         for span in self.spans:
