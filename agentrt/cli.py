@@ -186,6 +186,39 @@ def run_graph(
     )
 
 
+probe_app = typer.Typer(help="Paper 2's per-query accuracy probe.", no_args_is_help=True)
+app.add_typer(probe_app, name="probe")
+
+
+@probe_app.command("train")
+def probe_train(
+    suite: Annotated[str, typer.Option(help="Task suite (or a .jsonl file).")] = "addition",
+    count: Annotated[int, typer.Option(min=4, help="Queries to sample.")] = 64,
+    seed: Annotated[int, typer.Option(help="Task and sampling seed.")] = 0,
+    samples_per_query: Annotated[int, typer.Option(min=2, help="Branches per query.")] = 16,
+    max_tokens: Annotated[int, typer.Option(min=4, help="Token cap per branch.")] = 64,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Weights file.")] = None,
+    samples: Annotated[
+        Path | None, typer.Option(help="JSONL of samples: reused if present, else written.")
+    ] = None,
+) -> None:
+    """Sample the pool on a task suite, train the probe, print Brier/ECE before and after."""
+    from agentrt.tts.probe import train_probe_command
+
+    _run(
+        train_probe_command(
+            console=console,
+            suite=suite,
+            count=count,
+            seed=seed,
+            samples_per_query=samples_per_query,
+            max_tokens=max_tokens,
+            output=output,
+            samples=samples,
+        )  # fmt: skip
+    )
+
+
 @app.command()
 def calibrate(
     quick: Annotated[

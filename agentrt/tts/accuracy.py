@@ -21,7 +21,8 @@ values are scaled by ``F(max_tokens) / F(measured_max_tokens)`` (at most 1).
 
 Extension point: the planner takes any :class:`AccuracyEstimator`. Paper 2's
 per-query probe (an MLP on the query's hidden state, Platt-scaled) would be
-an object built per query that implements it; it is not built here.
+an object built per query that implements it: :mod:`agentrt.tts.probe`
+(``CallModels(per_query=ProbeAccuracy.load(path).for_query)``).
 """
 
 from __future__ import annotations
