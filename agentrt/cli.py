@@ -215,7 +215,7 @@ def probe_train(
             max_tokens=max_tokens,
             output=output,
             samples=samples,
-        )  # fmt: skip
+        )
     )
 
 
