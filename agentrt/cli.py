@@ -165,7 +165,7 @@ def run_graph(
         Path | None, typer.Option(help="Budget profile (default: the graph's PROFILE).")
     ] = None,
     calibration: Annotated[
-        Path | None, typer.Option(help="Latency calibration (default: budgets/local-pool.toml).")
+        Path | None, typer.Option(help="Latency calibration (default: budgets/calibration/local-pool.toml).")
     ] = None,
     policy: Annotated[str | None, typer.Option(help="Override the profile's split policy.")] = None,
 ) -> None:
@@ -225,7 +225,7 @@ def calibrate(
         bool, typer.Option(help="A few minutes on 2 cores: short outputs, no repeats.")
     ] = False,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the TOML.")] = Path(
-        "budgets/local-pool.toml"
+        "budgets/calibration/local-pool.toml"
     ),
 ) -> None:
     """Measure TTFT, per-token time by N and speculative acceptance on the live pool."""

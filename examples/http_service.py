@@ -26,7 +26,7 @@ from agentrt.pool import EndpointPool, LocalPool, endpoints_from_env
 from agentrt.tts.calibrate import load_latency_models
 
 GRAPH = agentrt.load_graph("graphs/math.py:graph")
-LATENCY = load_latency_models(Path("budgets/local-pool.toml"))
+LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
 
 
 class SolveRequest(BaseModel):

@@ -26,7 +26,7 @@ __all__ = ["graph_input", "parse_deadline", "run_graph_command"]
 
 _DEADLINE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)?\s*$")
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-DEFAULT_CALIBRATION = Path("budgets/local-pool.toml")
+DEFAULT_CALIBRATION = Path("budgets/calibration/local-pool.toml")
 
 
 def parse_deadline(text: str) -> float:

@@ -60,7 +60,7 @@ def figures(traces: Sequence[Path]) -> LoopFigures:
 
 
 def _default_calibration() -> Path | None:
-    path = Path("budgets/local-pool.toml")
+    path = Path("budgets/calibration/local-pool.toml")
     return path if path.is_file() else None
 
 

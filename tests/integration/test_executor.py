@@ -19,7 +19,7 @@ from agentrt.tts.executor import CallModels, TTSExecutor
 from agentrt.tts.result import Result
 
 MARGIN_S = 0.3  # generous for a shared 2-core machine; measured figures in docs/tts.md
-LATENCY = load_latency_models(Path("budgets/local-pool.toml"))
+LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from agentrt.pool import EndpointSpec
 from agentrt.tts.calibrate import load_latency_models
 
 MARGIN_S = 0.5
-LATENCY = load_latency_models(Path("budgets/local-pool.toml"))
+LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
 
 EASY: dict[str, list[dict[str, Any]]] = {
     "math": [
