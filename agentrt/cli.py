@@ -165,7 +165,8 @@ def run_graph(
         Path | None, typer.Option(help="Budget profile (default: the graph's PROFILE).")
     ] = None,
     calibration: Annotated[
-        Path | None, typer.Option(help="Latency calibration (default: budgets/calibration/local-pool.toml).")
+        Path | None,
+        typer.Option(help="Latency calibration (default: budgets/calibration/local-pool.toml)."),
     ] = None,
     policy: Annotated[str | None, typer.Option(help="Override the profile's split policy.")] = None,
 ) -> None:
