@@ -36,9 +36,8 @@ from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline
 from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded
 from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
-from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import EndpointSpec
-from agentrt.pool.local import LocalPool
+from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tts.answers import AnswerSpec
 from agentrt.tts.executor import CallModels, TTSExecutor
@@ -144,12 +143,11 @@ async def _pool_for(
     if pool is not None:
         yield pool
         return
-    specs = endpoints or endpoints_from_env()
-    if specs:
-        async with EndpointPool(specs) as opened:
+    if endpoints:
+        async with EndpointPool(endpoints) as opened:
             yield opened
         return
-    async with LocalPool().ensure() as local, EndpointPool(local) as opened:
+    async with pool_endpoints() as specs, EndpointPool(specs) as opened:
         yield opened
 
 

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,18 @@ import httpx
 
 from agentrt.clock import Clock, current_clock, wall_time_ns
 from agentrt.errors import LocalPoolError
+from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import PLAIN_GROUP, SPEC_GROUP, EndpointSpec
 from agentrt.pool.local_model import LOCAL_MODEL_NAME, prepare_model
 from agentrt.settings import Settings
 
-__all__ = ["NGRAM_SPECULATIVE_CONFIG", "LocalPool", "ServerRecord", "diagnose_log"]
+__all__ = [
+    "NGRAM_SPECULATIVE_CONFIG",
+    "LocalPool",
+    "ServerRecord",
+    "diagnose_log",
+    "pool_endpoints",
+]
 
 NGRAM_SPECULATIVE_CONFIG: dict[str, Any] = {
     "method": "ngram",
@@ -340,3 +347,24 @@ def _log_tail(path: Path, lines: int = 25) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.asynccontextmanager
+async def pool_endpoints(
+    *, plain: int = 1, spec: int = 0, announce: Callable[[str], None] | None = None
+) -> AsyncIterator[list[EndpointSpec]]:
+    """The endpoints to use: configured ones (``AGENTRT_ENDPOINTS`` or its file), else
+    the running local pool, else a local pool started for this block and stopped after."""
+    configured = endpoints_from_env()
+    if configured:
+        yield configured
+        return
+    local = LocalPool()
+    if local.alive():
+        yield local.endpoints()
+        return
+    if announce is not None:
+        announce(f"starting the local vLLM pool ({plain} plain + {spec} speculative server(s); "
+                 "stopped again at the end)...")  # fmt: skip
+    async with local.ensure(plain=plain, spec=spec) as specs:
+        yield specs

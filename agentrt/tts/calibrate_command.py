@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +11,7 @@ import tomli_w
 from rich.console import Console
 from rich.table import Table
 
-from agentrt.pool.config import endpoints_from_env
-from agentrt.pool.endpoint import EndpointSpec
-from agentrt.pool.local import LocalPool
+from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tts.calibrate import (
     CalibrationPlan,
@@ -27,21 +23,6 @@ from agentrt.tts.calibrate import (
 )
 
 __all__ = ["run_calibration"]
-
-
-@contextlib.asynccontextmanager
-async def _pool_endpoints(console: Console) -> AsyncIterator[list[EndpointSpec]]:
-    configured = endpoints_from_env()
-    if configured:
-        yield configured
-        return
-    local = LocalPool()
-    if local.alive():
-        yield local.endpoints()
-        return
-    console.print("starting the local pool (1 plain + 1 ngram-speculative server)...")
-    async with local.ensure(plain=1, spec=1) as specs:
-        yield specs
 
 
 def _print_table(console: Console, title: str, rows: list[dict[str, object]]) -> None:
@@ -57,7 +38,10 @@ def _print_table(console: Console, title: str, rows: list[dict[str, object]]) ->
 
 async def run_calibration(*, quick: bool, output: Path, console: Console) -> None:
     plan = CalibrationPlan.quick() if quick else CalibrationPlan()
-    async with _pool_endpoints(console) as specs, EndpointPool(specs) as pool:
+    async with (
+        pool_endpoints(plain=1, spec=1, announce=console.print) as specs,
+        EndpointPool(specs) as pool,
+    ):
         console.print(
             f"measuring groups {sorted(pool.groups)}, N in {list(plan.ns)}, "
             f"{plan.tokens} tokens per branch, {plan.repeats} repeat(s)..."

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from agentrt.errors import ConfigurationError
-from agentrt.pool.config import endpoints_from_env
-from agentrt.pool.endpoint import PLAIN_GROUP, EndpointSpec
-from agentrt.pool.local import LocalPool
+from agentrt.pool.endpoint import PLAIN_GROUP
+from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tasks import suite as task_suite
 from agentrt.tts.probe.collect import collect_samples, load_samples, save_samples
@@ -23,21 +20,6 @@ from agentrt.tts.probe.model import default_probe_path
 from agentrt.tts.probe.train import ProbeReport, ProbeTraining, train_probe
 
 __all__ = ["report_table", "train_probe_command"]
-
-
-@contextlib.asynccontextmanager
-async def _pool_endpoints(console: Console) -> AsyncIterator[list[EndpointSpec]]:
-    configured = endpoints_from_env()
-    if configured:
-        yield configured
-        return
-    local = LocalPool()
-    if local.alive():
-        yield local.endpoints()
-        return
-    console.print("starting the local pool (1 plain server; stopped again at the end)...")
-    async with local.ensure(plain=1, spec=0) as specs:
-        yield specs
 
 
 def _cached_samples(path: Path | None) -> list[QuerySamples] | None:
@@ -95,7 +77,10 @@ async def train_probe_command(
         console.print(f"read {len(collected)} query x cap records from {samples}")
     else:
         tasks = task_suite(suite, seed=seed, count=count)
-        async with _pool_endpoints(console) as specs, EndpointPool(specs) as pool:
+        async with (
+            pool_endpoints(plain=1, spec=0, announce=console.print) as specs,
+            EndpointPool(specs) as pool,
+        ):
             console.print(
                 f"sampling {len(tasks)} {suite} tasks x {samples_per_query} branches "
                 f"(max_tokens={max_tokens}, T=0.7) on group {group!r}..."
