@@ -37,6 +37,7 @@ from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import EndpointSpec
 from agentrt.pool.local import LocalPool
 from agentrt.pool.pool import EndpointPool
+from agentrt.tracing.spans import allocation_scope, node_context
 from agentrt.tts.answers import AnswerSpec, NormalisedString
 from agentrt.tts.config import StrategyName, TTSConfig
 from agentrt.tts.executor import CallModels, TTSExecutor
@@ -197,16 +198,17 @@ class TTSChatModel(BaseChatModel):
             length = None
             if stats.tokens_p50 is not None and stats.tokens_p90 is not None:
                 length = LengthModel.from_quantiles(stats.tokens_p50, stats.tokens_p90)
-            result = await scope.executor.run(
-                openai_messages,
-                slice_s=allocation.slice_s,
-                deadline=allocation.deadline,
-                answer_spec=spec,
-                config=self.config,
-                stop=stop or (),
-                length=length,
-                siblings=max(0, round(stats.fanout) - 1),
-            )
+            with node_context(visit, node), allocation_scope(allocation):
+                result = await scope.executor.run(
+                    openai_messages,
+                    slice_s=allocation.slice_s,
+                    deadline=allocation.deadline,
+                    answer_spec=spec,
+                    config=self.config,
+                    stop=stop or (),
+                    length=length,
+                    siblings=max(0, round(stats.fanout) - 1),
+                )
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
             scope.calls.append(CallRecord(allocation, result))
             return result

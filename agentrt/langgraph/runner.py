@@ -39,10 +39,13 @@ from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
 from agentrt.pool.endpoint import EndpointSpec
 from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
+from agentrt.tracing.attributes import AGENTRT
+from agentrt.tracing.spans import WorkflowSpan, workflow_span
 from agentrt.tts.answers import AnswerSpec
 from agentrt.tts.executor import CallModels, TTSExecutor
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.planner import SearchSpace
+from agentrt.tuning.command import graph_key
 
 __all__ = ["RunDeadlineExceeded", "RunEvent", "RunResult", "run", "run_sync", "sync_nodes"]
 
@@ -79,6 +82,8 @@ class RunResult:
     cut: tuple[str, ...] = ()
     finished_tasks: tuple[tuple[str, Any], ...] = ()
     calls: tuple[CallRecord, ...] = ()
+    trace_id: str | None = None
+    trace_file: Path | None = None
     sync_nodes: tuple[str, ...] = ()
     """Nodes written as sync functions: they run in worker threads and cannot be
     cancelled at the deadline (a cut one may still be running after return)."""
@@ -201,13 +206,17 @@ async def run(
     graph_path: str | None = None,
     run_seed: int = 0,
     on_event: Callable[[RunEvent], None] | None = None,
+    judge: Callable[[Any], bool] | None = None,
+    task_seed: int | None = None,
     clock: Clock | None = None,
 ) -> RunResult:
     """Run ``graph`` on ``input`` within ``deadline`` seconds, end to end.
 
     The pool is ``pool``, else ``endpoints``, else ``AGENTRT_ENDPOINTS``, else
     the local CPU pool (started for the run if none is up). Starting a pool
-    happens before the deadline starts.
+    happens before the deadline starts. The run is traced as an
+    ``invoke_workflow {graph}`` span with a ``node {name}`` span per task; for
+    labelled runs, ``judge(state)`` says whether the final state is right.
     """
     if not hasattr(graph, "astream") or not hasattr(graph, "get_graph"):
         raise ConfigurationError(
@@ -231,7 +240,20 @@ async def run(
             manager, executor, asyncio.get_running_loop(), answer_spec,
             graph_name=str(graph_path or getattr(graph, "name", None) or "graph"),
         )  # fmt: skip
-        return await _drive(graph, input, config, context, scope, on_event)
+        profile_name = None if isinstance(profile, BudgetProfile) else profile
+        with workflow_span(
+            graph_key(scope.graph_name), deadline=hard, task_seed=task_seed,
+            profile=None if profile_name is None else str(profile_name),
+        ) as traced:  # fmt: skip
+            result = await _drive(graph, input, config, context, scope, on_event, traced)
+            traced.set_outcome(
+                correct=None if judge is None else judge(result.state),
+                degraded=result.degraded,
+                report=result.report,
+            )
+            traced.set_attribute(AGENTRT.ELAPSED_S, result.elapsed_s)
+            traced.set_attribute(AGENTRT.RUN_DEADLINE_MET, result.overshoot_s == 0)
+            return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
 
 
 def _check_deadline(deadline: float) -> float:
@@ -247,6 +269,7 @@ async def _drive(
     context: Any,
     scope: RunScope,
     on_event: Callable[[RunEvent], None] | None,
+    traced: WorkflowSpan,
 ) -> RunResult:
     manager = scope.manager
     deadline = manager.deadline
@@ -265,7 +288,7 @@ async def _drive(
                     control=control,
                 )  # fmt: skip
                 async for mode, chunk in stream:
-                    _observe(mode, chunk, progress, manager, on_event)
+                    _observe(mode, chunk, progress, manager, on_event, traced)
         except TimeoutError:
             reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
         except GraphDrained:
@@ -311,6 +334,7 @@ def _observe(
     progress: _Progress,
     manager: BudgetManager,
     on_event: Callable[[RunEvent], None] | None,
+    traced: WorkflowSpan,
 ) -> None:
     if mode == "values":
         progress.state = chunk
@@ -323,11 +347,13 @@ def _observe(
     if "triggers" in chunk:
         progress.running[task_id] = node
         manager.node_started(node, visit)
+        traced.node_started(node, visit)
         kind, error = "node_started", None
     else:
         progress.running.pop(task_id, None)
         manager.node_finished(node, visit)
         error = None if chunk.get("error") is None else repr(chunk.get("error"))
+        traced.node_finished(node, visit, error=error)
         if error is None:
             progress.finished.append((node, chunk.get("result")))
         kind = "node_finished"

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentrt.pool.endpoint import EndpointSpec
-from agentrt.tracing.attributes import AGENTRT
 from agentrt.tracing.records import load_runs
 from agentrt.tracing.setup import TracingSettings, configure_tracing, current_tracing
-from agentrt.tracing.spans import workflow_span
 from agentrt.tuning.command import TuneOutcome, graph_key, tune
 from agentrt.tuning.quality import ErrorStats, latency_errors
 from agentrt.tuning.samples import extract
@@ -80,10 +79,10 @@ async def traced_runs(
     to the local pool's."""
     from agentrt.langgraph.command import graph_input
     from agentrt.langgraph.loading import load_graph
-    from agentrt.langgraph.runner import RunEvent, run
+    from agentrt.langgraph.runner import run
     from agentrt.pool.local import LocalPool
     from agentrt.pool.pool import EndpointPool
-    from agentrt.tasks import is_correct
+    from agentrt.tasks import Task, is_correct
     from agentrt.tts.calibrate import load_latency_models
 
     loaded = load_graph(graph)
@@ -98,32 +97,21 @@ async def traced_runs(
         async with EndpointPool(list(endpoints or LocalPool().endpoints())) as pool:
             for seed in seeds:
                 graph_in, task = graph_input(loaded, None, seed)
-                with workflow_span(graph_key(graph), task_seed=seed, profile=str(chosen)) as traced:
+                judge = None
+                if task is not None and answer_of is not None:
+                    labelled = task
 
-                    def on_event(event: RunEvent) -> None:
-                        visit = f"{event.node}:{event.task_id}"
-                        if event.kind == "node_started":
-                            traced.node_started(event.node, visit)
-                        else:
-                            traced.node_finished(event.node, visit, error=event.error)
+                    def judge(state: Any, labelled: Task = labelled) -> bool:
+                        answer = answer_of(state)
+                        return answer is not None and is_correct(labelled, str(answer))
 
-                    result = await run(
-                        loaded.graph, graph_in, deadline=deadline_s, profile=chosen,
-                        latency=latency, graph_path=loaded.path, pool=pool, run_seed=seed,
-                        on_event=on_event,
-                    )  # fmt: skip
-                    answer = answer_of(result.state) if answer_of else None
-                    traced.set_outcome(
-                        correct=task is not None and answer is not None
-                        and is_correct(task, str(answer)),
-                        degraded=result.degraded,
-                        report=result.report,
-                    )  # fmt: skip
-                    traced.set_attribute(AGENTRT.DEADLINE_S, deadline_s)
-                    traced.set_attribute(AGENTRT.ELAPSED_S, result.elapsed_s)
-                    traced.set_attribute(AGENTRT.RUN_DEADLINE_MET, result.overshoot_s == 0)
-                if traced.trace_file is not None:
-                    files.append(traced.trace_file)
+                result = await run(
+                    loaded.graph, graph_in, deadline=deadline_s, profile=chosen,
+                    latency=latency, graph_path=loaded.path, pool=pool, run_seed=seed,
+                    judge=judge, task_seed=seed,
+                )  # fmt: skip
+                if result.trace_file is not None:
+                    files.append(result.trace_file)
     finally:
         tracing.shutdown()
         if previous is not None:
