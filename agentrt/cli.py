@@ -187,6 +187,52 @@ def run_graph(
     )
 
 
+trace_app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+async def _sync(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a sync command body under `_run` (one error path for every command)."""
+    return function(*args, **kwargs)
+
+
+@trace_app.command("view")
+def trace_view(
+    run: Annotated[str, typer.Argument(help="A trace file, or a run/trace id under traces/.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="OUT.html and OUT.png are written.")
+    ] = None,
+    traces_dir: Annotated[Path, typer.Option(help="Where runs are recorded.")] = Path("traces"),
+) -> None:
+    """Render one run as a waterfall: nodes, calls, branches; slices against use."""
+    from agentrt.tracing.commands import trace_view_command
+
+    _run(_sync(trace_view_command, run, output=output, traces_dir=traces_dir, console=console))
+
+
+@trace_app.command("summary")
+def trace_summary(
+    traces: Annotated[list[Path], typer.Argument(help="Trace files or directories.")],
+) -> None:
+    """Per node and call site: slices vs actual, SLA hit rates, tokens."""
+    from agentrt.tracing.commands import trace_summary_command
+
+    _run(_sync(trace_summary_command, traces, console=console))
+
+
+@app.command()
+def tune(
+    traces: Annotated[list[Path], typer.Argument(help="JSONL or OTLP-JSON trace files/dirs.")],
+    graph: Annotated[str, typer.Option(help="The graph the traces ran: graphs/NAME.py:graph.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The tuned profile to write.")],
+    base: Annotated[Path | None, typer.Option(help="Profile to start from.")] = None,
+) -> None:
+    """Fit latency, length, visit and accuracy models from traces; write a tuned profile."""
+    from agentrt.tuning import tune_command
+
+    _run(_sync(tune_command, traces, graph=graph, output=output, console=console, base=base))
+
+
 probe_app = typer.Typer(help="Paper 2's per-query accuracy probe.", no_args_is_help=True)
 app.add_typer(probe_app, name="probe")
 

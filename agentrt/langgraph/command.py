@@ -19,6 +19,7 @@ from agentrt.langgraph.loading import LoadedGraph, load_graph
 from agentrt.langgraph.runner import RunEvent, RunResult, run
 from agentrt.pool.config import endpoints_from_env
 from agentrt.tasks import Task, is_correct, suite
+from agentrt.tracing.setup import ensure_tracing
 from agentrt.tts.calibrate import load_latency_models
 from agentrt.tts.latency import LatencyModel
 
@@ -164,6 +165,7 @@ async def run_graph_command(
     console: Console,
 ) -> RunResult:
     seconds = parse_deadline(deadline)
+    ensure_tracing()  # one JSONL file per run under traces/, OTLP when configured
     loaded = load_graph(graph_path)
     graph_in, task = graph_input(loaded, input_json, task_seed)
     chosen_profile = profile or _module_path(loaded.optional("PROFILE"))
@@ -181,7 +183,8 @@ async def run_graph_command(
 
         result = await run(
             loaded.graph, graph_in, deadline=seconds, profile=chosen_profile, latency=latency,
-            policy=policy, graph_path=loaded.path, on_event=on_event,
+            policy=policy, graph_path=loaded.path, on_event=on_event, task_seed=task_seed,
+            judge=_judge(task, loaded),
         )  # fmt: skip
         live.remaining_s = max(0.0, seconds - result.elapsed_s)
         view.update(live.render())
@@ -197,7 +200,22 @@ async def run_graph_command(
     inside = "inside" if result.overshoot_s == 0 else f"over by {result.overshoot_s * 1000:.0f} ms"
     flag = f"[red]degraded[/]: {result.reason}" if result.degraded else "not degraded"
     console.print(f"elapsed {result.elapsed_s:.3f}s of {seconds:g}s ({inside}); {flag}")
+    if result.trace_file is not None:
+        console.print(f"trace: {result.trace_file} (agentrt trace view {result.trace_id})")
     return result
+
+
+def _judge(task: Task | None, loaded: LoadedGraph) -> Any:
+    answer_of = loaded.optional("answer_of")
+    if task is None or answer_of is None:
+        return None
+    labelled = task
+
+    def judge(state: Any) -> bool:
+        answer = answer_of(state)
+        return answer is not None and is_correct(labelled, str(answer))
+
+    return judge
 
 
 def _module_path(value: Any) -> Path | None:
