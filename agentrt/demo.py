@@ -12,7 +12,7 @@ from rich.table import Table
 from agentrt.deadline import Deadline
 from agentrt.pool.config import endpoints_from_env
 from agentrt.pool.endpoint import EndpointSpec
-from agentrt.pool.local import LocalPool
+from agentrt.pool.local import LocalPool, pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.pool.protocol import ChatRequest
 from agentrt.pool.stream import ChatStream
@@ -22,19 +22,11 @@ __all__ = ["stream_demo"]
 
 @contextlib.asynccontextmanager
 async def _endpoints(keep: bool, console: Console) -> AsyncIterator[list[EndpointSpec]]:
-    configured = endpoints_from_env()
-    if configured:
-        yield configured
-        return
     local = LocalPool()
-    if local.alive() or keep:
-        if not local.alive():
-            console.print("starting the local vLLM pool (kept running: `agentrt down` stops it)...")
-            await local.up()
-        yield local.endpoints()
-        return
-    console.print("starting the local vLLM pool (stopped again at the end)...")
-    async with local.ensure() as specs:
+    if keep and endpoints_from_env() is None and not local.alive():
+        console.print("starting the local vLLM pool (kept running: `agentrt down` stops it)...")
+        await local.up()
+    async with pool_endpoints(announce=console.print) as specs:
         yield specs
 
 

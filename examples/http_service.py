@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 import agentrt
 from agentrt.errors import ConfigurationError
-from agentrt.pool import EndpointPool, LocalPool, endpoints_from_env
+from agentrt.pool import EndpointPool, pool_endpoints
 from agentrt.tts.calibrate import load_latency_models
 
 GRAPH = agentrt.load_graph("graphs/math.py:graph")
@@ -45,7 +45,7 @@ class SolveResponse(BaseModel):
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
-        specs = endpoints_from_env() or await stack.enter_async_context(LocalPool().ensure())
+        specs = await stack.enter_async_context(pool_endpoints())
         app.state.pool = await stack.enter_async_context(EndpointPool(specs))
         yield
 

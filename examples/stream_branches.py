@@ -8,22 +8,10 @@ Uses AGENTRT_ENDPOINTS when set, else starts the local CPU pool for the call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 
 from agentrt.deadline import Deadline
-from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, LocalPool, endpoints_from_env
-
-
-@contextlib.asynccontextmanager
-async def endpoints() -> AsyncIterator[list[EndpointSpec]]:
-    configured = endpoints_from_env()
-    if configured:
-        yield configured
-        return
-    async with LocalPool().ensure() as specs:
-        yield specs
+from agentrt.pool import ChatRequest, EndpointPool, pool_endpoints
 
 
 async def main(question: str) -> None:
@@ -34,7 +22,7 @@ async def main(question: str) -> None:
         temperature=0.7,
         seed=0,
     )
-    async with endpoints() as specs, EndpointPool(specs) as pool:
+    async with pool_endpoints() as specs, EndpointPool(specs) as pool:
         deadline = Deadline.after(3.0)
         async with pool.stream(request, deadline=deadline) as stream:
             await stream.collect()

@@ -4,7 +4,7 @@ and the embedded local CPU pool."""
 from agentrt.pool.client import EndpointClient
 from agentrt.pool.config import endpoints_from_env, endpoints_from_toml, parse_endpoint_list
 from agentrt.pool.endpoint import PLAIN_GROUP, SPEC_GROUP, EndpointSpec, EndpointState
-from agentrt.pool.local import LocalPool, ServerRecord
+from agentrt.pool.local import LocalPool, ServerRecord, pool_endpoints
 from agentrt.pool.local_model import LOCAL_MODEL_NAME, prepare_model
 from agentrt.pool.pool import Backend, EndpointPool, RetrySettings
 from agentrt.pool.protocol import BranchFinished, ChatRequest, StreamEvent, TokenDelta, Usage
@@ -32,5 +32,6 @@ __all__ = [
     "endpoints_from_env",
     "endpoints_from_toml",
     "parse_endpoint_list",
+    "pool_endpoints",
     "prepare_model",
 ]
