@@ -281,6 +281,25 @@ def calibrate(
     _run(run_calibration(quick=quick, output=output, console=console))
 
 
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="branches | frontier.")],
+    quick: Annotated[bool, typer.Option(help="A few minutes on 2 cores.")] = False,
+    tasks: Annotated[
+        str, typer.Option(help="Task suite: a suite name or your own .jsonl file.")
+    ] = "addition",
+    seed: Annotated[int, typer.Option(help="Seed of the task suite and the branches.")] = 0,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory for the result JSON.")
+    ] = Path("benchmarks/results"),
+) -> None:
+    """Run a benchmark on the live pool; writes JSON, a plot and docs/BENCHMARKS.md."""
+    from agentrt.bench import bench_command
+
+    _run(bench_command(name, quick=quick, console=console, output_dir=output, tasks=tasks,
+                       seed=seed))  # fmt: skip
+
+
 def main() -> None:
     app()
 

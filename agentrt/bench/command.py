@@ -1,0 +1,114 @@
+"""``agentrt bench NAME [--quick]``: run one benchmark against the live pool, write
+its JSON under ``benchmarks/results/``, its plot and table into the docs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agentrt.bench.branches import BranchesPlan, branch_rows, run_branches, speedup_by_n
+from agentrt.bench.frontier import FrontierPlan, fit_length, frontier_rows, run_frontier
+from agentrt.bench.plots import plot_branches, plot_frontier
+from agentrt.bench.results import BenchResult, environment, load_now
+from agentrt.bench.tables import markdown_table, render_section, replace_section
+from agentrt.clock import MonotonicClock
+from agentrt.errors import ConfigurationError
+from agentrt.pool.local import pool_endpoints
+from agentrt.pool.pool import EndpointPool
+from agentrt.tasks import suite
+from agentrt.tts.calibrate import load_latency_models
+
+__all__ = ["BENCHMARKS", "bench_command"]
+
+BENCHMARKS = ("branches", "frontier")
+CALIBRATION = Path("budgets/calibration/local-pool.toml")
+
+
+async def bench_command(
+    name: str,
+    *,
+    quick: bool,
+    console: Console,
+    output_dir: Path = Path("benchmarks/results"),
+    docs: Path = Path("docs/BENCHMARKS.md"),
+    tasks: str | Path = "addition",
+    seed: int = 0,
+) -> BenchResult:
+    """Run benchmark ``name`` on the configured pool (else the local one), write
+    ``output_dir/NAME[-quick].json``, a PNG next to ``docs`` and its section there."""
+    if name not in BENCHMARKS:
+        raise ConfigurationError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    clock = MonotonicClock()
+    started = datetime.now(UTC)
+    t0 = clock.now()
+    async with (
+        pool_endpoints(plain=1, spec=1, announce=console.print) as specs,
+        EndpointPool(specs) as pool,
+    ):
+        model = next((e.served_model for e in pool.endpoints if e.served_model), None) or "unknown"
+        env = environment([f"{e.spec.group} {e.spec.url}" for e in pool.endpoints], model)
+        groups = sorted(pool.groups)
+        console.print(f"bench {name}{' --quick' if quick else ''}: groups {groups}, seed {seed}")
+        if name == "branches":
+            plan = BranchesPlan.quick() if quick else BranchesPlan()
+            measured = await run_branches(pool, plan, seed, groups)
+            rows = branch_rows(measured)
+            parameters: dict[str, Any] = {"ns": list(plan.ns), "tokens": plan.tokens,
+                                          "repeats": plan.repeats}  # fmt: skip
+            summary: dict[str, Any] = {"speedup": speedup_by_n(rows)}
+        else:
+            fplan = FrontierPlan.quick() if quick else FrontierPlan()
+            latency = load_latency_models(CALIBRATION)
+            latency = {g: m for g, m in latency.items() if g in groups}
+            warm = suite(tasks, seed + 1, fplan.warmup_tasks) if str(tasks) == "addition" else []
+            scored = suite(tasks, seed, fplan.tasks)
+            length = await fit_length(pool, warm or scored[: fplan.warmup_tasks],
+                                      fplan.max_tokens, seed)  # fmt: skip
+            outcomes = await run_frontier(pool, fplan, scored, latency=latency, length=length,
+                                          seed=seed, progress=console.print)  # fmt: skip
+            rows, bars = frontier_rows(outcomes, fplan)
+            parameters = {
+                "tasks": str(tasks), "count": fplan.tasks, "deadlines_s": list(fplan.deadlines_s),
+                "ns": list(fplan.ns), "max_tokens": fplan.max_tokens, "margin_s": fplan.margin_s,
+                "sla_quantile": fplan.sla_quantile, "lambda_tokens": fplan.lambda_tokens,
+                "lambda_latency_s": fplan.lambda_latency_s, "calibration": str(CALIBRATION),
+                "length_model_samples": list(length.samples),
+            }  # fmt: skip
+            summary = {"bars": bars, "outcomes": [o.__dict__ for o in outcomes]}
+    env = env.model_copy(update={"load_avg_end": load_now()})
+    result = BenchResult(
+        benchmark=name, quick=quick, seed=seed, started_at=started.isoformat(timespec="seconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_s=round(clock.now() - t0, 1), environment=env, parameters=parameters,
+        rows=rows, summary=summary,
+    )  # fmt: skip
+    path = result.write(output_dir)
+    console.print(f"wrote {path}")
+    _document(result, docs, console)
+    return result
+
+
+def _document(result: BenchResult, docs: Path, console: Console) -> None:
+    stem = f"bench-{result.benchmark}{'-quick' if result.quick else ''}"
+    title = (f"{result.benchmark}, seed {result.seed}, {result.environment.model}, "
+             f"{result.environment.machine}, load {result.environment.load_avg_start}")  # fmt: skip
+    png = docs.parent / f"{stem}.png"
+    if result.benchmark == "branches":
+        plot_branches(result.rows, png, title)
+        tables = [
+            ("per-token time, throughput and latency by N", markdown_table(result.rows)),
+            ("speculative speedup by N", markdown_table(result.summary["speedup"])),
+        ]
+    else:
+        plot_frontier(result.rows, png, title)
+        tables = [("accuracy within the deadline (overrun = wrong) and share inside it",
+                   markdown_table(result.rows)),
+                  ("bars: agentrt vs the best static config in hindsight",
+                   markdown_table(result.summary["bars"]))]  # fmt: skip
+    section = render_section(result, tables, png.name)
+    text = docs.read_text(encoding="utf-8") if docs.exists() else "# Benchmarks\n"
+    docs.write_text(replace_section(text, section), encoding="utf-8")
+    console.print(f"updated {docs} and {png}")

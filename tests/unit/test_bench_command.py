@@ -1,0 +1,25 @@
+"""The bench command's surface: names, exports, refusing an unknown benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import agentrt.bench
+from agentrt.bench import BENCHMARKS, bench_command
+from agentrt.errors import ConfigurationError
+
+
+def test_exports_are_exactly_the_public_names() -> None:
+    assert sorted(agentrt.bench.__all__) == sorted(
+        ["BENCHMARKS", "SCHEMA_VERSION", "BenchResult", "Environment", "bench_command",
+         "read_result"]
+    )  # fmt: skip
+    assert BENCHMARKS[:2] == ("branches", "frontier")
+
+
+async def test_an_unknown_benchmark_is_refused_before_any_pool(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="unknown benchmark 'nope'"):
+        await bench_command("nope", quick=True, console=Console(file=None), output_dir=tmp_path)
