@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline, current_deadline
@@ -100,16 +100,10 @@ class _Attempt:
         return [r for r in self.records if r.finished]
 
     def views(self, scorer: MeanLogprobScorer | None) -> list[BranchView]:
+        """Snapshots indexed by position in ``records`` (re-issued branches renumbered)."""
         views = []
         for i, record in enumerate(self.records):
-            view = BranchView.of(record)
-            view = BranchView(
-                index=i,
-                text=view.text,
-                finished=view.finished,
-                tokens=view.tokens,
-                mean_logprob=view.mean_logprob,
-            )
+            view = replace(BranchView.of(record), index=i)
             views.append(view if scorer is None else view.with_score(scorer.score_now(view)))
         return views
 
