@@ -289,6 +289,9 @@ def bench(
         str, typer.Option(help="Task suite: a suite name or your own .jsonl file.")
     ] = "addition",
     seed: Annotated[int, typer.Option(help="Seed of the task suite and the branches.")] = 0,
+    count: Annotated[
+        int | None, typer.Option(help="Number of scored tasks (frontier).")
+    ] = None,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Directory for the result JSON.")
     ] = Path("benchmarks/results"),
@@ -297,7 +300,7 @@ def bench(
     from agentrt.bench import bench_command
 
     _run(bench_command(name, quick=quick, console=console, output_dir=output, tasks=tasks,
-                       seed=seed))  # fmt: skip
+                       seed=seed, count=count))  # fmt: skip
 
 
 def main() -> None:

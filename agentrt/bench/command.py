@@ -3,6 +3,7 @@ its JSON under ``benchmarks/results/``, its plot and table into the docs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from agentrt.bench.branches import BranchesPlan, branch_rows, run_branches, speedup_by_n
 from agentrt.bench.frontier import FrontierPlan, fit_length, frontier_rows, run_frontier
+from agentrt.bench.overhead import OverheadPlan, overhead_summary, run_overhead
 from agentrt.bench.plots import plot_branches, plot_frontier
 from agentrt.bench.results import BenchResult, environment, load_now
 from agentrt.bench.tables import markdown_table, render_section, replace_section
@@ -21,9 +23,9 @@ from agentrt.pool.pool import EndpointPool
 from agentrt.tasks import suite
 from agentrt.tts.calibrate import load_latency_models
 
-__all__ = ["BENCHMARKS", "bench_command"]
+__all__ = ["BENCHMARKS", "bench_command", "document_result"]
 
-BENCHMARKS = ("branches", "frontier")
+BENCHMARKS = ("branches", "frontier", "overhead")
 CALIBRATION = Path("budgets/calibration/local-pool.toml")
 
 
@@ -36,9 +38,11 @@ async def bench_command(
     docs: Path = Path("docs/BENCHMARKS.md"),
     tasks: str | Path = "addition",
     seed: int = 0,
+    count: int | None = None,
 ) -> BenchResult:
     """Run benchmark ``name`` on the configured pool (else the local one), write
-    ``output_dir/NAME[-quick].json``, a PNG next to ``docs`` and its section there."""
+    ``output_dir/NAME[-quick].json``, a PNG next to ``docs`` and its section there.
+    ``count`` overrides the number of scored tasks (``frontier``)."""
     if name not in BENCHMARKS:
         raise ConfigurationError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     clock = MonotonicClock()
@@ -59,8 +63,18 @@ async def bench_command(
             parameters: dict[str, Any] = {"ns": list(plan.ns), "tokens": plan.tokens,
                                           "repeats": plan.repeats}  # fmt: skip
             summary: dict[str, Any] = {"speedup": speedup_by_n(rows)}
+        elif name == "overhead":
+            oplan = OverheadPlan.quick() if quick else OverheadPlan()
+            pairs = await run_overhead(pool, oplan, load_latency_models(CALIBRATION), seed)
+            rows = [p.__dict__ for p in pairs]
+            parameters = {"pairs": oplan.pairs, "max_tokens": oplan.max_tokens,
+                          "warmup": oplan.warmup, "tracing": "jsonl exporter on",
+                          "profile": "budgets/default.toml"}  # fmt: skip
+            summary = overhead_summary(pairs)
         else:
             fplan = FrontierPlan.quick() if quick else FrontierPlan()
+            if count is not None:
+                fplan = replace(fplan, tasks=count)
             latency = load_latency_models(CALIBRATION)
             latency = {g: m for g, m in latency.items() if g in groups}
             warm = suite(tasks, seed + 1, fplan.warmup_tasks) if str(tasks) == "addition" else []
@@ -87,28 +101,34 @@ async def bench_command(
     )  # fmt: skip
     path = result.write(output_dir)
     console.print(f"wrote {path}")
-    _document(result, docs, console)
+    document_result(result, docs, console)
     return result
 
 
-def _document(result: BenchResult, docs: Path, console: Console) -> None:
+def document_result(result: BenchResult, docs: Path, console: Console) -> None:
+    """Write ``result``'s plot next to ``docs`` and its generated section into it."""
     stem = f"bench-{result.benchmark}{'-quick' if result.quick else ''}"
     title = (f"{result.benchmark}, seed {result.seed}, {result.environment.model}, "
              f"{result.environment.machine}, load {result.environment.load_avg_start}")  # fmt: skip
-    png = docs.parent / f"{stem}.png"
+    png: Path | None = docs.parent / f"{stem}.png"
+    assert png is not None
     if result.benchmark == "branches":
         plot_branches(result.rows, png, title)
         tables = [
             ("per-token time, throughput and latency by N", markdown_table(result.rows)),
             ("speculative speedup by N", markdown_table(result.summary["speedup"])),
         ]
+    elif result.benchmark == "overhead":
+        png = None
+        tables = [("agentrt's path vs a raw httpx stream, paired medians",
+                   markdown_table([result.summary]))]  # fmt: skip
     else:
         plot_frontier(result.rows, png, title)
         tables = [("accuracy within the deadline (overrun = wrong) and share inside it",
                    markdown_table(result.rows)),
                   ("bars: agentrt vs the best static config in hindsight",
                    markdown_table(result.summary["bars"]))]  # fmt: skip
-    section = render_section(result, tables, png.name)
+    section = render_section(result, tables, png.name if png else None)
     text = docs.read_text(encoding="utf-8") if docs.exists() else "# Benchmarks\n"
     docs.write_text(replace_section(text, section), encoding="utf-8")
-    console.print(f"updated {docs} and {png}")
+    console.print(f"updated {docs}" + (f" and {png}" if png else ""))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentrt.bench.branches import speedup_by_n
+from agentrt.bench.overhead import Pair, overhead_summary
 from agentrt.bench.results import SCHEMA_VERSION, BenchResult, Environment, read_result
 from agentrt.bench.tables import markdown_table, render_section, replace_section
 from agentrt.errors import ConfigurationError
@@ -76,3 +77,17 @@ def test_speedup_is_plain_per_token_time_over_the_group() -> None:
         {"group": "spec", "n": 2, "per_token_ms": 20.0, "latency_s": 1.0},
     ]
     assert speedup_by_n(rows) == [{"group": "spec", "n": 1, "speedup": 2.0, "latency_speedup": 2.0}]
+
+
+def test_overhead_summary_is_paired_medians_and_the_bars() -> None:
+    pairs = [
+        Pair(1.001, 1.000, 0.004, 0.002, 16, 16, True),
+        Pair(1.003, 1.000, 0.005, 0.002, 16, 16, False),
+        Pair(2.000, 1.000, 0.006, 0.002, 16, 15, True),
+    ]
+    summary = overhead_summary(pairs)
+    assert summary["added_median_ms"] == pytest.approx(3.0)
+    assert summary["ratio_median"] == pytest.approx(1.003)
+    assert summary["added_cpu_median_ms"] == pytest.approx(3.0)
+    assert summary["same_tokens"] == 2
+    assert summary["meets_2ms_bar"] is False and summary["meets_3pct_bar"] is True
