@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from agentrt.bench.branches import BranchesPlan, branch_rows, run_branches, speedup_by_n
+from agentrt.bench.configs import ConfigsPlan, config_rows, router_curve, run_configs
 from agentrt.bench.frontier import FrontierPlan, fit_length, frontier_rows, run_frontier
 from agentrt.bench.overhead import OverheadPlan, overhead_summary, run_overhead
 from agentrt.bench.plots import plot_branches, plot_frontier
@@ -22,10 +23,11 @@ from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tasks import suite
 from agentrt.tts.calibrate import load_latency_models
+from agentrt.tts.length import LengthModel
 
 __all__ = ["BENCHMARKS", "bench_command", "document_result"]
 
-BENCHMARKS = ("branches", "frontier", "overhead")
+BENCHMARKS = ("branches", "frontier", "configs", "overhead")
 CALIBRATION = Path("budgets/calibration/local-pool.toml")
 
 
@@ -63,6 +65,22 @@ async def bench_command(
             parameters: dict[str, Any] = {"ns": list(plan.ns), "tokens": plan.tokens,
                                           "repeats": plan.repeats}  # fmt: skip
             summary: dict[str, Any] = {"speedup": speedup_by_n(rows)}
+        elif name == "configs":
+            cplan = ConfigsPlan.quick() if quick else ConfigsPlan()
+            if count is not None:
+                cplan = replace(cplan, tasks=count)
+            scored = suite(tasks, seed, cplan.tasks)
+            outcomes = await run_configs(pool, cplan, scored, groups, seed)
+            rows = config_rows(outcomes)
+            latency = {g: m for g, m in load_latency_models(CALIBRATION).items() if g in groups}
+            single = [o.tokens for o in outcomes if o.candidate.startswith("single/")]
+            length = LengthModel.from_samples(max(1, t) for t in single)
+            parameters = {"tasks": str(tasks), "count": cplan.tasks, "ns": list(cplan.ns),
+                          "max_tokens": cplan.max_tokens, "slice_s": cplan.slice_s,
+                          "lambdas_tokens": list(cplan.lambdas_tokens),
+                          "lambdas_latency_s": list(cplan.lambdas_latency_s)}  # fmt: skip
+            summary = {"router": router_curve(rows, cplan, latency, length, scored[0].prompt),
+                       "outcomes": [o.__dict__ for o in outcomes]}  # fmt: skip
         elif name == "overhead":
             oplan = OverheadPlan.quick() if quick else OverheadPlan()
             pairs = await run_overhead(pool, oplan, load_latency_models(CALIBRATION), seed)
@@ -118,6 +136,12 @@ def document_result(result: BenchResult, docs: Path, console: Console) -> None:
             ("per-token time, throughput and latency by N", markdown_table(result.rows)),
             ("speculative speedup by N", markdown_table(result.summary["speedup"])),
         ]
+    elif result.benchmark == "configs":
+        png = None
+        tables = [("every static config, no deadline (paper 2's table)",
+                   markdown_table(result.rows)),
+                  ("the penalty router's pick as lambda_T (per token) and lambda_L (per s) move",
+                   markdown_table(result.summary["router"]))]  # fmt: skip
     elif result.benchmark == "overhead":
         png = None
         tables = [("agentrt's path vs a raw httpx stream, paired medians",
