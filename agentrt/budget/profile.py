@@ -194,7 +194,7 @@ def load_profile(path: str | Path) -> BudgetProfile:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{source}: cannot read budget profile: {exc}", path=source) from exc
     try:
         data = tomllib.loads(text)

@@ -53,6 +53,12 @@ class EndpointClient:
             headers["Authorization"] = f"Bearer {self.spec.api_key.get_secret_value()}"
         return headers
 
+    def _redact(self, text: str) -> str:
+        """``text`` with this endpoint's key blanked (a server may echo what it got)."""
+        if self.spec.api_key is None or not self.spec.api_key.get_secret_value():
+            return text
+        return text.replace(self.spec.api_key.get_secret_value(), "**********")
+
     # -- probes ---------------------------------------------------------------
 
     async def health(self, timeout_s: float = 2.0) -> bool:
@@ -181,16 +187,18 @@ class EndpointClient:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ProtocolError(
-                self.url, f"{path} did not answer JSON: {response.text[:200]!r}"
+                self.url, self._redact(f"{path} did not answer JSON: {response.text[:200]!r}")
             ) from exc
         if not isinstance(body, dict):
-            raise ProtocolError(self.url, f"{path} did not answer a JSON object: {body!r:.200}")
+            raise ProtocolError(
+                self.url, self._redact(f"{path} did not answer a JSON object: {body!r:.200}")
+            )
         return body
 
     def _status_error(
         self, status: int, body: bytes, model: str | None = None
     ) -> EndpointUnavailable | EndpointRejected | ModelNotServed:
-        message = _error_message(body)
+        message = self._redact(_error_message(body))
         if status in _RETRYABLE_STATUS:
             return EndpointUnavailable(self.url, f"HTTP {status}: {message}", status)
         if status == 404 and model is not None and "model" in message.lower():

@@ -6,7 +6,8 @@ The TOML file holds one ``[[endpoints]]`` table per server::
     url = "http://gpu1:8000"
     group = "plain"                 # or "spec", or a name of your own
     model = "Qwen/Qwen2.5-7B-Instruct"
-    api_key_env = "VLLM_API_KEY"    # the key is read from this variable
+    api_key_env = "VLLM_API_KEY"    # the key is read from this variable, or
+    # api_key_file = "secrets/gpu1.key"  # from this file (relative to the TOML file)
     speculative = { method = "eagle3", num_speculative_tokens = 3 }
 
 Every mistake raises :class:`EndpointConfigError` naming the source, the field
@@ -63,20 +64,49 @@ def endpoints_from_toml(path: Path, env: Mapping[str, str] | None = None) -> lis
         if not isinstance(table, dict):
             raise EndpointConfigError(f"{where}: must be a table, got {table!r}")
         fields = dict(table)
-        key_env = fields.pop("api_key_env", None)
-        if key_env is not None:
-            if not isinstance(key_env, str) or key_env not in env:
-                raise EndpointConfigError(
-                    f"{where}.api_key_env: environment variable {key_env!r} is not set"
-                )
-            fields["api_key"] = SecretStr(env[key_env])
-        elif "api_key" in fields:
-            raise EndpointConfigError(
-                f"{where}.api_key: do not write keys into config files; "
-                "name an environment variable with api_key_env"
-            )
+        key = _api_key(fields, where, path, env)
+        if key is not None:
+            fields["api_key"] = key
         specs.append(_spec(fields, where))
     return specs
+
+
+def _api_key(
+    fields: dict[str, Any], where: str, path: Path, env: Mapping[str, str]
+) -> SecretStr | None:
+    """The key named by ``api_key_env`` or ``api_key_file`` (popped from ``fields``)."""
+    key_env = fields.pop("api_key_env", None)
+    key_file = fields.pop("api_key_file", None)
+    if "api_key" in fields:
+        raise EndpointConfigError(
+            f"{where}.api_key: do not write keys into config files; "
+            "name an environment variable with api_key_env or a file with api_key_file"
+        )
+    if key_env is not None and key_file is not None:
+        raise EndpointConfigError(f"{where}: set api_key_env or api_key_file, not both")
+    if key_env is not None:
+        if not isinstance(key_env, str) or key_env not in env:
+            raise EndpointConfigError(
+                f"{where}.api_key_env: environment variable {key_env!r} is not set"
+            )
+        return SecretStr(env[key_env])
+    if key_file is not None:
+        if not isinstance(key_file, str) or not key_file:
+            raise EndpointConfigError(f"{where}.api_key_file: must be a path, got {key_file!r}")
+        secret_path = path.parent / key_file
+        try:
+            key = secret_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EndpointConfigError(
+                f"{where}.api_key_file: cannot read {str(secret_path)!r}: "
+                f"{type(exc).__name__}"
+            ) from None
+        if not key or "\n" in key:
+            raise EndpointConfigError(
+                f"{where}.api_key_file: {str(secret_path)!r} must hold one key on one line"
+            )
+        return SecretStr(key)
+    return None
 
 
 def endpoints_from_env(

@@ -17,6 +17,7 @@ import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import (
@@ -105,12 +106,20 @@ class EndpointPool:
         self._clock = clock or current_clock()
         self._retry = retry or RetrySettings()
         self._health_interval_s = health_interval_s
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        # TLS is verified everywhere except on the endpoints that opt out, one by one.
+        unverified: dict[str, httpx.AsyncBaseTransport | None] = {}
+        if transport is None:
+            for spec in specs:
+                if not spec.verify_tls:
+                    parts = urlsplit(spec.url)
+                    unverified[f"{parts.scheme}://{parts.netloc}"] = httpx.AsyncHTTPTransport(
+                        verify=False, limits=limits
+                    )
         self._http = httpx.AsyncClient(
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            verify=all(s.verify_tls for s in specs),
+            transport=transport, limits=limits, verify=True, mounts=unverified
         )
         self._states = [EndpointState(spec=s) for s in specs]
         self._clients = {s.url: EndpointClient(s, self._http, self._clock) for s in specs}
