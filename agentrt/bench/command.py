@@ -13,7 +13,9 @@ from rich.console import Console
 from agentrt.bench.branches import BranchesPlan, branch_rows, run_branches, speedup_by_n
 from agentrt.bench.configs import ConfigsPlan, config_rows, router_curve, run_configs
 from agentrt.bench.frontier import FrontierPlan, fit_length, frontier_rows, run_frontier
+from agentrt.bench.oracle import score
 from agentrt.bench.overhead import OverheadPlan, overhead_summary, run_overhead
+from agentrt.bench.peer import GRAPH, PeerPlan, run_peer
 from agentrt.bench.plots import plot_branches, plot_frontier
 from agentrt.bench.results import BenchResult, environment, load_now
 from agentrt.bench.tables import markdown_table, render_section, replace_section
@@ -27,7 +29,7 @@ from agentrt.tts.length import LengthModel
 
 __all__ = ["BENCHMARKS", "bench_command", "document_result"]
 
-BENCHMARKS = ("branches", "frontier", "configs", "overhead")
+BENCHMARKS = ("branches", "frontier", "configs", "overhead", "peer")
 CALIBRATION = Path("budgets/calibration/local-pool.toml")
 
 
@@ -81,6 +83,23 @@ async def bench_command(
                           "lambdas_latency_s": list(cplan.lambdas_latency_s)}  # fmt: skip
             summary = {"router": router_curve(rows, cplan, latency, length, scored[0].prompt),
                        "outcomes": [o.__dict__ for o in outcomes]}  # fmt: skip
+        elif name == "peer":
+            pplan = PeerPlan.quick() if quick else PeerPlan()
+            if count is not None:
+                pplan = replace(pplan, tasks=count)
+            suite_name = "multi-step" if str(tasks) == "addition" else tasks
+            scored = suite(suite_name, seed, pplan.tasks)
+            latency = {g: m for g, m in load_latency_models(CALIBRATION).items() if g in groups}
+            outcomes = await run_peer(pool, pplan, scored, latency, seed)
+            rows = [
+                {"deadline_s": d, "runner": who, **{k: round(v, 3) for k, v in sc.items()}}
+                for d in pplan.deadlines_s
+                for who, sc in score(outcomes, d, pplan.margin_s).items()
+            ]
+            parameters = {"graph": GRAPH, "tasks": str(suite_name), "count": pplan.tasks,
+                          "deadlines_s": list(pplan.deadlines_s), "n": pplan.n,
+                          "max_tokens": pplan.max_tokens, "margin_s": pplan.margin_s}  # fmt: skip
+            summary = {"outcomes": [o.__dict__ for o in outcomes]}
         elif name == "overhead":
             oplan = OverheadPlan.quick() if quick else OverheadPlan()
             pairs = await run_overhead(pool, oplan, load_latency_models(CALIBRATION), seed)
@@ -142,6 +161,10 @@ def document_result(result: BenchResult, docs: Path, console: Console) -> None:
                    markdown_table(result.rows)),
                   ("the penalty router's pick as lambda_T (per token) and lambda_L (per s) move",
                    markdown_table(result.summary["router"]))]  # fmt: skip
+    elif result.benchmark == "peer":
+        png = None
+        tables = [("graphs/math.py: agentrt vs plain LangGraph + langchain-openai",
+                   markdown_table(result.rows))]  # fmt: skip
     elif result.benchmark == "overhead":
         png = None
         tables = [("agentrt's path vs a raw httpx stream, paired medians",
