@@ -26,8 +26,10 @@ def plot_branches(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
         ns = [r["n"] for r in at]
         left.plot(ns, [r["per_token_ms"] for r in at], marker="o", label=group)
         right.plot(ns, [r["throughput_tok_s"] for r in at], marker="o", label=group)
+    ns = sorted({r["n"] for r in rows})
     for ax, label in ((left, "per-token time (ms)"), (right, "aggregate tokens/s")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_xlabel("concurrent branches N")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -53,6 +55,8 @@ def plot_frontier(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     ax.plot([r["deadline_s"] for r in oracle], [r["accuracy"] for r in oracle], "k--",
             label="oracle (best static)")  # fmt: skip
     ax.set_xscale("log", base=2)
+    deadlines = sorted({r["deadline_s"] for r in rows})
+    ax.set_xticks(deadlines, [f"{d:g}" for d in deadlines])
     ax.set_xlabel("deadline (s)")
     ax.set_ylabel("accuracy within the deadline")
     ax.grid(True, alpha=0.3)
