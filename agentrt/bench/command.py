@@ -72,9 +72,9 @@ async def bench_command(
             if count is not None:
                 cplan = replace(cplan, tasks=count)
             scored = suite(tasks, seed, cplan.tasks)
-            outcomes = await run_configs(pool, cplan, scored, groups, seed)
-            rows = config_rows(outcomes)
             latency = {g: m for g, m in load_latency_models(CALIBRATION).items() if g in groups}
+            outcomes = await run_configs(pool, cplan, scored, latency, seed)
+            rows = config_rows(outcomes)
             single = [o.tokens for o in outcomes if o.candidate.startswith("single/")]
             length = LengthModel.from_samples(max(1, t) for t in single)
             parameters = {"tasks": str(tasks), "count": cplan.tasks, "ns": list(cplan.ns),

@@ -22,7 +22,7 @@ from agentrt.pool.pool import Backend
 from agentrt.tasks import Task, answer_key, answer_spec_for
 from agentrt.tts.accuracy import AccuracyModel
 from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor, estimate_prompt_tokens
+from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.length import LengthModel
 from agentrt.tts.planner import PlanInputs, SearchSpace, plan_with_penalty
@@ -55,17 +55,22 @@ def table_configs(plan: ConfigsPlan, groups: Sequence[str]) -> dict[str, TTSConf
 
 
 async def run_configs(
-    backend: Backend, plan: ConfigsPlan, tasks: Sequence[Task], groups: Sequence[str], seed: int
+    backend: Backend,
+    plan: ConfigsPlan,
+    tasks: Sequence[Task],
+    latency: Mapping[str, LatencyModel],
+    seed: int,
 ) -> list[Outcome]:
     """Every config on every task, in a seeded shuffled order per task."""
-    configs = table_configs(plan, groups)
+    configs = table_configs(plan, tuple(latency))
+    models = CallModels(latency=dict(latency))
     rng = random.Random(seed)
     outcomes = []
     for i, task in enumerate(tasks):
         names = list(configs)
         rng.shuffle(names)
         for name in names:
-            executor = TTSExecutor(backend, run_seed=seed * 10_007 + i)
+            executor = TTSExecutor(backend, models=models, run_seed=seed * 10_007 + i)
             result = await executor.run(
                 [{"role": "user", "content": task.prompt}], slice_s=plan.slice_s,
                 config=configs[name], answer_spec=answer_spec_for(task),

@@ -95,6 +95,7 @@ async def run_peer(
         for who, d in jobs:
             started = clock.now()
             answer: str | None = None
+            note: str | None = None
             try:
                 if who == "agentrt":
                     result = await agentrt.run(
@@ -108,8 +109,11 @@ async def run_peer(
                                        plan.n, plan.max_tokens, d / EXPECTED_STEPS)  # fmt: skip
                     state = await graph.ainvoke(loaded.module.input_for(task))
                     answer = loaded.module.answer_of(state)
-            except Exception:  # a failed run (NodeTimeoutError, HTTP error) is a wrong one
-                answer = None
+            except Exception as exc:  # a failed run (NodeTimeoutError, HTTP error) is wrong
+                answer, note = None, f"failed: {type(exc).__name__}"
             elapsed = clock.now() - started
-            outcomes.append(Outcome(who, i, answer == answer_key(task), elapsed, deadline_s=d))
+            note = note or f"answer {answer!r}, expected {answer_key(task)!r}"
+            outcomes.append(
+                Outcome(who, i, answer == answer_key(task), elapsed, deadline_s=d, config=note)
+            )
     return outcomes
