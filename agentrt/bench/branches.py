@@ -9,11 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentrt.bench.plots import plot_branches
+from agentrt.bench.registry import BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
 from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import EndpointPool
 from agentrt.tts.calibrate import SHORT_PROMPT, Measurement, measure
 
-__all__ = ["BranchesPlan", "branch_rows", "run_branches", "speedup_by_n"]
+__all__ = ["BENCHMARK", "BranchesPlan", "branch_rows", "run_branches", "speedup_by_n"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,25 @@ def speedup_by_n(rows: Sequence[dict[str, Any]], plain: str = PLAIN_GROUP) -> li
                     / r["latency_s"], 2) if r["latency_s"] > 0 else None,
             })  # fmt: skip
     return out
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = BranchesPlan.quick() if ctx.quick else BranchesPlan()
+    rows = branch_rows(await run_branches(ctx.pool, plan, ctx.seed, ctx.groups))
+    return Measured(
+        parameters={"ns": list(plan.ns), "tokens": plan.tokens, "repeats": plan.repeats},
+        rows=rows,
+        summary={"speedup": speedup_by_n(rows)},
+    )
+
+
+def _tables(result: BenchResult) -> Tables:
+    return [
+        ("per-token time, throughput and latency by N", markdown_table(result.rows)),
+        ("speculative speedup by N", markdown_table(result.summary["speedup"])),
+    ]
+
+
+BENCHMARK = Benchmark(
+    "branches", "per-token time, throughput and latency for N branches, plain vs speculative",
+    _measure, _tables, plot=plot_branches,
+)  # fmt: skip

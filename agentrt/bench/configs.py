@@ -13,13 +13,16 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentrt.bench.oracle import Outcome
+from agentrt.bench.registry import BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
 from agentrt.pool.endpoint import PLAIN_GROUP, SPEC_GROUP
 from agentrt.pool.pool import Backend
-from agentrt.tasks import Task, answer_key, answer_spec_for
+from agentrt.tasks import Task, answer_key, answer_spec_for, suite
 from agentrt.tts.accuracy import AccuracyModel
 from agentrt.tts.config import TTSConfig
 from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
@@ -27,7 +30,14 @@ from agentrt.tts.latency import LatencyModel
 from agentrt.tts.length import LengthModel
 from agentrt.tts.planner import PlanInputs, SearchSpace, plan_with_penalty
 
-__all__ = ["ConfigsPlan", "config_rows", "router_curve", "run_configs", "table_configs"]
+__all__ = [
+    "BENCHMARK",
+    "ConfigsPlan",
+    "config_rows",
+    "router_curve",
+    "run_configs",
+    "table_configs",
+]
 
 
 @dataclass(frozen=True)
@@ -126,3 +136,35 @@ def router_curve(
                 "accuracy": measured.get("accuracy"),
             })  # fmt: skip
     return curve
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = ConfigsPlan.quick() if ctx.quick else ConfigsPlan()
+    if ctx.count is not None:
+        plan = replace(plan, tasks=ctx.count)
+    scored = suite(ctx.tasks, ctx.seed, plan.tasks)
+    latency = ctx.latency_models()
+    outcomes = await run_configs(ctx.pool, plan, scored, latency, ctx.seed)
+    rows = config_rows(outcomes)
+    single = [o.tokens for o in outcomes if o.candidate.startswith("single/")]
+    length = LengthModel.from_samples(max(1, t) for t in single)
+    parameters = {"tasks": str(ctx.tasks), "count": plan.tasks, "ns": list(plan.ns),
+                  "max_tokens": plan.max_tokens, "slice_s": plan.slice_s,
+                  "lambdas_tokens": list(plan.lambdas_tokens),
+                  "lambdas_latency_s": list(plan.lambdas_latency_s)}  # fmt: skip
+    summary = {"router": router_curve(rows, plan, latency, length, scored[0].prompt),
+               "outcomes": [o.__dict__ for o in outcomes]}  # fmt: skip
+    return Measured(parameters, rows, summary)
+
+
+def _tables(result: BenchResult) -> Tables:
+    return [
+        ("every static config, no deadline (paper 2's table)", markdown_table(result.rows)),
+        ("the penalty router's pick as lambda_T (per token) and lambda_L (per s) move",
+         markdown_table(result.summary["router"])),
+    ]  # fmt: skip
+
+
+BENCHMARK = Benchmark(
+    "configs", "paper 2's table: tokens, latency, accuracy of every static config; router curve",
+    _measure, _tables,
+)  # fmt: skip

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentrt.bench.oracle import Outcome, best_static, score
+from agentrt.bench.plots import plot_frontier
+from agentrt.bench.registry import CALIBRATION, BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
 from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import Backend
-from agentrt.tasks import Task, answer_key, answer_spec_for
+from agentrt.tasks import Task, answer_key, answer_spec_for, suite
 from agentrt.tts.accuracy import AccuracyModel
 from agentrt.tts.config import TTSConfig
 from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
@@ -30,7 +34,7 @@ from agentrt.tts.length import LengthModel
 from agentrt.tts.planner import PlanInputs, SearchSpace
 from agentrt.tts.result import Result
 
-__all__ = [
+__all__ = ["BENCHMARK",
     "PLANNERS",
     "FrontierPlan",
     "frontier_rows",
@@ -210,3 +214,41 @@ def frontier_rows(
                 "meets_inside_bar": mine["inside"] >= 0.99,
             })  # fmt: skip
     return rows, bars
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = FrontierPlan.quick() if ctx.quick else FrontierPlan()
+    if ctx.count is not None:
+        plan = replace(plan, tasks=ctx.count)
+    latency = ctx.latency_models()
+    addition = str(ctx.tasks) == "addition"
+    warm = suite(ctx.tasks, ctx.seed + 1, plan.warmup_tasks) if addition else []
+    scored = suite(ctx.tasks, ctx.seed, plan.tasks)
+    length = await fit_length(ctx.pool, warm or scored[: plan.warmup_tasks], plan.max_tokens,
+                              ctx.seed)  # fmt: skip
+    outcomes = await run_frontier(ctx.pool, plan, scored, latency=latency, length=length,
+                                  seed=ctx.seed, progress=ctx.console.print)  # fmt: skip
+    rows, bars = frontier_rows(outcomes, plan)
+    parameters = {
+        "tasks": str(ctx.tasks), "count": plan.tasks, "deadlines_s": list(plan.deadlines_s),
+        "ns": list(plan.ns), "max_tokens": plan.max_tokens, "margin_s": plan.margin_s,
+        "sla_quantile": plan.sla_quantile, "lambda_tokens": plan.lambda_tokens,
+        "lambda_latency_s": plan.lambda_latency_s, "calibration": str(CALIBRATION),
+        "length_model_samples": list(length.samples),
+    }  # fmt: skip
+    return Measured(parameters, rows, {"bars": bars,
+                                       "outcomes": [o.__dict__ for o in outcomes]})  # fmt: skip
+
+
+def _tables(result: BenchResult) -> Tables:
+    return [
+        ("accuracy within the deadline (overrun = wrong) and share inside it",
+         markdown_table(result.rows)),
+        ("bars: agentrt vs the best static config in hindsight",
+         markdown_table(result.summary["bars"])),
+    ]  # fmt: skip
+
+
+BENCHMARK = Benchmark(
+    "frontier", "accuracy within the deadline: static configs, planners and the oracle",
+    _measure, _tables, plot=plot_frontier,
+)  # fmt: skip

@@ -19,6 +19,9 @@ from typing import Any
 
 import httpx
 
+from agentrt.bench.registry import CALIBRATION, BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
 from agentrt.budget.manager import BudgetManager
 from agentrt.budget.profile import load_profile
 from agentrt.budget.topology import GraphTopology
@@ -28,11 +31,12 @@ from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import EndpointPool
 from agentrt.pool.protocol import ChatRequest
 from agentrt.tracing.setup import TracingSettings, configure_tracing, shutdown_tracing
+from agentrt.tts.calibrate import load_latency_models
 from agentrt.tts.executor import CallModels, TTSExecutor
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.planner import SearchSpace
 
-__all__ = ["OverheadPlan", "Pair", "overhead_summary", "run_overhead"]
+__all__ = ["BENCHMARK", "OverheadPlan", "Pair", "overhead_summary", "run_overhead"]
 
 PROMPT = "List the first ten prime numbers, separated by commas."
 
@@ -145,3 +149,21 @@ def overhead_summary(pairs: Sequence[Pair]) -> dict[str, Any]:
         "meets_2ms_bar": added_ms <= 2.0,
         "meets_3pct_bar": ratio <= 1.03,
     }
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = OverheadPlan.quick() if ctx.quick else OverheadPlan()
+    pairs = await run_overhead(ctx.pool, plan, load_latency_models(CALIBRATION), ctx.seed)
+    parameters = {"pairs": plan.pairs, "max_tokens": plan.max_tokens, "warmup": plan.warmup,
+                  "tracing": "jsonl exporter on", "profile": "budgets/default.toml"}  # fmt: skip
+    return Measured(parameters, [p.__dict__ for p in pairs], overhead_summary(pairs))
+
+
+def _tables(result: BenchResult) -> Tables:
+    return [("agentrt's path vs a raw httpx stream, paired medians",
+             markdown_table([result.summary]))]  # fmt: skip
+
+
+BENCHMARK = Benchmark(
+    "overhead", "agentrt's path for one call vs a raw httpx stream on the same server",
+    _measure, _tables,
+)  # fmt: skip

@@ -11,16 +11,19 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from agentrt.bench.oracle import Outcome
+from agentrt.bench.oracle import Outcome, score
+from agentrt.bench.registry import BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
 from agentrt.clock import MonotonicClock
 from agentrt.pool.pool import EndpointPool
-from agentrt.tasks import Task, answer_key
+from agentrt.tasks import Task, answer_key, suite
 from agentrt.tts.latency import LatencyModel
 
-__all__ = ["PeerPlan", "peer_graph", "run_peer"]
+__all__ = ["BENCHMARK", "PeerPlan", "peer_graph", "run_peer"]
 
 GRAPH = "graphs/math.py:graph"
 EXPECTED_STEPS = 3.0
@@ -117,3 +120,31 @@ async def run_peer(
                 Outcome(who, i, answer == answer_key(task), elapsed, deadline_s=d, config=note)
             )
     return outcomes
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = PeerPlan.quick() if ctx.quick else PeerPlan()
+    if ctx.count is not None:
+        plan = replace(plan, tasks=ctx.count)
+    suite_name = "multi-step" if str(ctx.tasks) == "addition" else ctx.tasks
+    scored = suite(suite_name, ctx.seed, plan.tasks)
+    outcomes = await run_peer(ctx.pool, plan, scored, ctx.latency_models(), ctx.seed)
+    rows = [
+        {"deadline_s": d, "runner": who, **{k: round(v, 3) for k, v in sc.items()}}
+        for d in plan.deadlines_s
+        for who, sc in score(outcomes, d, plan.margin_s).items()
+    ]
+    parameters = {"graph": GRAPH, "tasks": str(suite_name), "count": plan.tasks,
+                  "deadlines_s": list(plan.deadlines_s), "n": plan.n,
+                  "max_tokens": plan.max_tokens, "margin_s": plan.margin_s}  # fmt: skip
+    return Measured(parameters, rows, {"outcomes": [o.__dict__ for o in outcomes]})
+
+
+def _tables(result: BenchResult) -> Tables:
+    return [("graphs/math.py: agentrt vs plain LangGraph + langchain-openai",
+             markdown_table(result.rows))]  # fmt: skip
+
+
+BENCHMARK = Benchmark(
+    "peer", "graphs/math.py: agentrt vs plain LangGraph + langchain-openai with TimeoutPolicy",
+    _measure, _tables,
+)  # fmt: skip

@@ -17,7 +17,21 @@ def test_exports_are_exactly_the_public_names() -> None:
         ["BENCHMARKS", "SCHEMA_VERSION", "BenchResult", "Environment", "bench_command",
          "read_result"]
     )  # fmt: skip
-    assert BENCHMARKS == ("branches", "frontier", "configs", "overhead", "peer")
+    assert set(BENCHMARKS) >= {"branches", "frontier", "configs", "overhead", "peer"}
+
+
+@pytest.mark.parametrize("path", sorted(Path("benchmarks/results").glob("*.json")), ids=str)
+def test_every_stored_result_renders_its_docs_section(path: Path, tmp_path: Path) -> None:
+    from agentrt.bench import read_result
+    from agentrt.bench.command import document_result
+
+    result = read_result(path)
+    docs = tmp_path / "BENCHMARKS.md"
+    document_result(result, docs, Console(file=None, quiet=True))
+    text = docs.read_text(encoding="utf-8")
+    tag = f"{result.benchmark}{'-quick' if result.quick else ''}"
+    assert f"<!-- bench:{tag} -->" in text and f"<!-- /bench:{tag} -->" in text
+    assert "| " in text  # at least one table
 
 
 async def test_an_unknown_benchmark_is_refused_before_any_pool(tmp_path: Path) -> None:

@@ -1,0 +1,19 @@
+"""Every benchmark ``agentrt bench`` knows, by name. Add yours here."""
+
+from __future__ import annotations
+
+from agentrt.bench import branches, configs, frontier, overhead, peer
+from agentrt.bench.registry import Benchmark
+
+__all__ = ["CATALOG"]
+
+CATALOG: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        branches.BENCHMARK,
+        frontier.BENCHMARK,
+        configs.BENCHMARK,
+        overhead.BENCHMARK,
+        peer.BENCHMARK,
+    )
+}
