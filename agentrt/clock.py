@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "Clock",
+    "Cutoff",
     "FakeClock",
     "MonotonicClock",
     "current_clock",
@@ -25,6 +27,8 @@ __all__ = [
     "use_clock",
     "wall_time_ns",
 ]
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -124,3 +128,54 @@ def timeout_after(seconds: float) -> asyncio.Timeout:
     if seconds == float("inf"):
         return asyncio.timeout(None)
     return asyncio.timeout(max(0.0, seconds))
+
+
+class Cutoff:
+    """One timer for many awaits: :meth:`wait` raises ``TimeoutError`` once
+    ``seconds`` of real time have passed since the cutoff was made, whichever
+    await is pending then (or at the next one).
+
+    A stream reads hundreds of chunks before one deadline; a timeout scope per
+    chunk arms and cancels a timer each time, this arms one. Only the task
+    waiting inside :meth:`wait` is ever cancelled, and a cancellation that is
+    not the cutoff's passes through untouched.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._expired = seconds <= 0
+        self._waiting: asyncio.Task[object] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        if not self._expired and seconds != float("inf"):
+            self._handle = asyncio.get_running_loop().call_later(seconds, self._fire)
+
+    @property
+    def expired(self) -> bool:
+        return self._expired
+
+    def _fire(self) -> None:
+        self._expired = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """``await awaitable``, or raise ``TimeoutError`` if the cutoff passes first."""
+        if self._expired:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise TimeoutError
+        task = asyncio.current_task()
+        self._waiting = task
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._expired and task is not None and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._waiting = None
+
+    def close(self) -> None:
+        """Disarm the timer (call when done reading)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from agentrt.clock import Clock, timeout_after
+from agentrt.clock import Clock, Cutoff
 from agentrt.errors import EndpointError, EndpointUnavailable
 from agentrt.pool.protocol import (
     BranchFinished,
@@ -132,11 +132,14 @@ class ChatStream:
             return
         lines = self._response.aiter_lines()
         data = iter_sse_data(lines, self.url)
+        cutoff = Cutoff(self._deadline_at - self._clock.now())  # one timer, not one per chunk
         try:
             while True:
+                if self._clock.now() >= self._deadline_at:  # the clock is the judge
+                    self.cut_by_deadline = True
+                    break
                 try:
-                    async with timeout_after(self._deadline_at - self._clock.now()):
-                        payload = await data.__anext__()
+                    payload = await cutoff.wait(data.__anext__())
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -156,6 +159,7 @@ class ChatStream:
             await self.aclose()
             raise
         finally:
+            cutoff.close()
             await data.aclose()
         self._done = True
         await self.aclose()

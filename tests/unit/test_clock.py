@@ -9,6 +9,7 @@ import pytest
 
 from agentrt.clock import (
     Clock,
+    Cutoff,
     FakeClock,
     MonotonicClock,
     current_clock,
@@ -110,3 +111,59 @@ async def test_timeout_after_infinite_and_negative() -> None:
     with pytest.raises(TimeoutError):
         async with timeout_after(-1):
             await asyncio.sleep(1)
+
+
+# -- Cutoff: one timer for many awaits -------------------------------------------
+
+
+async def test_a_cutoff_lets_awaits_through_before_it_passes() -> None:
+    cutoff = Cutoff(10.0)
+    assert await cutoff.wait(asyncio.sleep(0, result=7)) == 7
+    assert await cutoff.wait(asyncio.sleep(0, result=8)) == 8
+    cutoff.close()
+
+
+async def test_a_cutoff_interrupts_the_pending_await_with_timeout_error() -> None:
+    cutoff = Cutoff(0.01)
+    with pytest.raises(TimeoutError):
+        await cutoff.wait(asyncio.sleep(3600))
+    assert cutoff.expired
+    # The task is not left cancelled: it can keep awaiting.
+    await asyncio.sleep(0)
+
+
+async def test_a_passed_cutoff_refuses_the_next_await_without_running_it() -> None:
+    cutoff = Cutoff(0.0)
+    ran = False
+
+    async def work() -> None:
+        nonlocal ran
+        ran = True
+
+    with pytest.raises(TimeoutError):
+        await cutoff.wait(work())
+    assert not ran
+
+
+async def test_a_cutoff_passing_between_awaits_stops_the_next_one() -> None:
+    cutoff = Cutoff(0.01)
+    await cutoff.wait(asyncio.sleep(0))
+    await asyncio.sleep(0.05)  # the timer fires while nothing waits on the cutoff
+    with pytest.raises(TimeoutError):
+        await cutoff.wait(asyncio.sleep(0))
+
+
+async def test_an_outside_cancellation_passes_through_a_cutoff() -> None:
+    cutoff = Cutoff(3600.0)
+    task = asyncio.create_task(cutoff.wait(asyncio.sleep(3600)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cutoff.close()
+
+
+async def test_an_infinite_cutoff_arms_no_timer() -> None:
+    cutoff = Cutoff(float("inf"))
+    assert await cutoff.wait(asyncio.sleep(0, result=1)) == 1
+    assert not cutoff.expired
