@@ -22,7 +22,7 @@ from agentrt.bench.plots import plot_frontier
 from agentrt.bench.registry import CALIBRATION, BenchContext, Benchmark, Measured, Tables
 from agentrt.bench.results import BenchResult
 from agentrt.bench.tables import markdown_table
-from agentrt.pool.endpoint import PLAIN_GROUP
+from agentrt.pool.endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool.pool import Backend
 from agentrt.tasks import Task, answer_key, answer_spec_for, suite
 from agentrt.tts.accuracy import AccuracyModel
@@ -61,10 +61,10 @@ class FrontierPlan:
     def quick(cls) -> FrontierPlan:
         return cls(tasks=8, ns=(2, 4, 8), warmup_tasks=4)
 
-    def space(self, groups: Sequence[str]) -> SearchSpace:
+    def space(self, groups: Sequence[str], greedy_only: Sequence[str] = ()) -> SearchSpace:
         return SearchSpace(
             strategies=("single", "majority"), n_choices=(1, *self.ns), groups=tuple(groups),
-            max_tokens_choices=(self.max_tokens,),
+            max_tokens_choices=(self.max_tokens,), greedy_only_groups=tuple(greedy_only),
         )  # fmt: skip
 
 
@@ -84,10 +84,15 @@ class _Context:
     length: LengthModel
     seed: int
 
+    @property
+    def greedy_only(self) -> tuple[str, ...]:
+        return greedy_only_groups(e.spec for e in getattr(self.backend, "endpoints", ()))
+
     def executor(self, task_index: int, **kwargs: Any) -> TTSExecutor:
         models = CallModels(latency=dict(self.latency), length=self.length)
         return TTSExecutor(
-            self.backend, models=models, space=self.plan.space(tuple(self.latency)),
+            self.backend, models=models,
+            space=self.plan.space(tuple(self.latency), self.greedy_only),
             sla_quantile=self.plan.sla_quantile, run_seed=self.seed * 10_007 + task_index,
             **kwargs,
         )  # fmt: skip
@@ -116,7 +121,8 @@ async def _planned(ctx: _Context, name: str, task: Task, i: int, deadline_s: flo
     inputs = PlanInputs(
         slice_s=deadline_s, prompt_tokens=estimate_prompt_tokens(_messages(task)),
         latency_models=ctx.latency, length_model=ctx.length, accuracy_model=AccuracyModel(),
-        sla_quantile=ctx.plan.sla_quantile, space=ctx.plan.space(tuple(ctx.latency)),
+        sla_quantile=ctx.plan.sla_quantile,
+        space=ctx.plan.space(tuple(ctx.latency), ctx.greedy_only),
     )  # fmt: skip
     chosen = plan_greedy_parallelism(inputs).config or TTSConfig(
         "single", 1, PLAIN_GROUP, ctx.plan.max_tokens

@@ -34,7 +34,7 @@ from agentrt.deadline import Deadline, current_deadline
 from agentrt.errors import ConfigurationError
 from agentrt.langgraph.scope import CallRecord, current_run, task_identity
 from agentrt.pool.config import endpoints_from_env
-from agentrt.pool.endpoint import EndpointSpec
+from agentrt.pool.endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool.local import LocalPool
 from agentrt.pool.pool import EndpointPool
 from agentrt.tracing.spans import allocation_scope, node_context
@@ -94,7 +94,7 @@ class TTSChatModel(BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _space(self, groups: Sequence[str]) -> SearchSpace:
+    def _space(self, groups: Sequence[str], greedy_only: Sequence[str] = ()) -> SearchSpace:
         strategies: tuple[StrategyName, ...] = ("single",)
         if self.temperature is None or self.temperature > 0:
             strategies = ("single", "majority")
@@ -104,6 +104,7 @@ class TTSChatModel(BaseChatModel):
             groups=tuple(groups),
             max_tokens_choices=tokens,
             temperature=self.temperature or 0.7,
+            greedy_only_groups=tuple(greedy_only),
         )
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
@@ -240,7 +241,7 @@ class TTSChatModel(BaseChatModel):
             yield TTSExecutor(
                 pool,
                 models=CallModels(latency={g: LatencyModel.prior(g) for g in groups}),
-                space=self._space(groups),
+                space=self._space(groups, greedy_only_groups(specs)),
             )
 
     def _message(self, result: Result) -> AIMessage:

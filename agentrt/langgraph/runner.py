@@ -36,7 +36,7 @@ from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline
 from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded
 from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
-from agentrt.pool.endpoint import EndpointSpec
+from agentrt.pool.endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tracing.attributes import AGENTRT
@@ -180,6 +180,7 @@ def _executor(
             strategies=("single", "majority"),
             groups=tuple(groups),
             max_tokens_choices=(32, 64),
+            greedy_only_groups=greedy_only_groups(e.spec for e in pool.endpoints),
         ),
         objective="penalty" if penalised else "deadline",
         sla_quantile=spec.sla_quantile,

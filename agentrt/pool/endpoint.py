@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-__all__ = ["EndpointSpec", "EndpointState", "GroupName"]
+__all__ = ["EndpointSpec", "EndpointState", "GroupName", "greedy_only_groups"]
 
 GroupName = str
 """A server group: ``"plain"``, ``"spec"`` (speculative decoding), or your own."""
@@ -24,7 +25,10 @@ class EndpointSpec(BaseModel):
     ``url`` is the server root (``http://host:8000``; a trailing ``/v1`` is
     accepted and dropped). ``model`` is the served model name; left empty, the
     pool asks ``/v1/models`` and takes the first one. ``speculative`` records
-    the server's ``--speculative-config`` when it has one.
+    the server's ``--speculative-config`` when it has one. ``greedy_only``
+    marks a server whose sampled output (temperature > 0) is wrong: vLLM's CPU
+    build with speculative decoding (vllm-project/vllm#55005, docs/deployment.md);
+    the planner sends it greedy single-branch calls only.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +39,7 @@ class EndpointSpec(BaseModel):
     api_key: SecretStr | None = None
     speculative: dict[str, Any] | None = None
     verify_tls: bool = True
+    greedy_only: bool = False
 
     @field_validator("url")
     @classmethod
@@ -72,6 +77,12 @@ class EndpointSpec(BaseModel):
         parts = urlsplit(self.url)
         default = 443 if parts.scheme == "https" else 80
         return parts.hostname or "", parts.port or default
+
+
+def greedy_only_groups(specs: Iterable[EndpointSpec]) -> tuple[GroupName, ...]:
+    """Groups with a greedy-only endpoint: the pool may route any call of a group to
+    any of its endpoints, so one such endpoint makes the whole group greedy-only."""
+    return tuple(sorted({s.group for s in specs if s.greedy_only}))
 
 
 @dataclass

@@ -7,7 +7,8 @@ is an endpoint group (plain is gamma = 0). Starting from the cheapest point
 (smallest B, smallest gamma that fits), each step moves to the neighbour
 (B up to the next width that raises accuracy, gamma one step up or down) with the highest predicted
 accuracy, then the lowest latency quantile, as long as it fits the slice and
-strictly improves on the current point; it stops when none does. Kept beside
+strictly improves on the current point; it stops when none does. B > 1 is
+never tried on the space's greedy-only groups. Kept beside
 the exhaustive planner for comparison, not as the default.
 """
 
@@ -41,17 +42,21 @@ def plan_greedy_parallelism(inputs: PlanInputs, max_tokens: int | None = None) -
     widths = sorted(set(inputs.space.n_choices))
     cache: dict[tuple[int, int], Prediction] = {}
 
+    def allowed(b: int, g: int) -> bool:
+        return widths[b] == 1 or groups[g] not in inputs.space.greedy_only_groups
+
     def at(b: int, g: int) -> Prediction:
         if (b, g) not in cache:
             cache[b, g] = predict(_config(inputs, widths[b], groups[g], cap), inputs)
         return cache[b, g]
 
     start = next(
-        ((0, g) for g in range(len(groups)) if at(0, g).fits(inputs.slice_s)),
+        ((0, g) for g in range(len(groups)) if allowed(0, g) and at(0, g).fits(inputs.slice_s)),
         None,
     )
     if start is None:
-        cheapest = min((at(0, g) for g in range(len(groups))), key=lambda p: p.latency_quantile_s)
+        cheapest = min((at(0, g) for g in range(len(groups)) if allowed(0, g)),
+                       key=lambda p: p.latency_quantile_s, default=at(0, 0))  # fmt: skip
         reason = (
             f"refused: greedy (B, gamma) found nothing within the {inputs.slice_s:.3f}s slice; "
             f"{cheapest.config.label} needs {cheapest.latency_quantile_s:.3f}s"
@@ -75,7 +80,10 @@ def plan_greedy_parallelism(inputs: PlanInputs, max_tokens: int | None = None) -
         fitting = [
             (at(nb, ng), nb, ng)
             for nb, ng in moves
-            if 0 <= nb < len(widths) and 0 <= ng < len(groups) and at(nb, ng).fits(inputs.slice_s)
+            if 0 <= nb < len(widths)
+            and 0 <= ng < len(groups)
+            and allowed(nb, ng)
+            and at(nb, ng).fits(inputs.slice_s)
         ]
         better = [m for m in fitting if _rank(m[0]) > _rank(at(b, g))]
         if not better:

@@ -57,7 +57,8 @@ class SearchSpace:
 
     ``single`` is always n=1 greedy; the other strategies use each ``n >= 2``
     of ``n_choices`` at ``temperature``. ``beam`` is left out by default: it is
-    slow and cannot stop early.
+    slow and cannot stop early. ``greedy_only_groups`` get ``single`` only: their
+    servers return wrong sampled output (see :func:`agentrt.pool.greedy_only_groups`).
     """
 
     strategies: tuple[StrategyName, ...] = ("single", "majority", "weighted", "best_of_n")
@@ -66,6 +67,7 @@ class SearchSpace:
     max_tokens_choices: tuple[int, ...] = (256,)
     temperature: float = 0.7
     top_p: float = 1.0
+    greedy_only_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, values in (
@@ -95,6 +97,8 @@ class SearchSpace:
                 for strategy in self.strategies:
                     if strategy == "single":
                         found.add(TTSConfig("single", 1, group, max_tokens))
+                        continue
+                    if group in self.greedy_only_groups:
                         continue
                     for n in self.n_choices:
                         if n >= 2:

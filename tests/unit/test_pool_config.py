@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 
 from agentrt.errors import ConfigurationError, EndpointConfigError
-from agentrt.pool import ChatRequest, EndpointSpec, endpoints_from_env, parse_endpoint_list
+from agentrt.pool import (
+    ChatRequest,
+    EndpointSpec,
+    endpoints_from_env,
+    greedy_only_groups,
+    parse_endpoint_list,
+)
 from agentrt.pool.endpoint import SPEC_GROUP
-from agentrt.pool.local import diagnose_log
+from agentrt.pool.local import ServerRecord, diagnose_log
 from agentrt.pool.metrics import parse_prometheus_text
 
 
@@ -66,6 +72,31 @@ def test_toml_file(tmp_path: Path) -> None:
         "method": "eagle3",
         "num_speculative_tokens": 3,
     }
+    assert not any(s.greedy_only for s in specs)
+
+
+def test_greedy_only_endpoints_make_their_group_greedy_only(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.toml"
+    path.write_text(
+        '[[endpoints]]\nurl = "http://cpu1:8000"\n'
+        '[[endpoints]]\nurl = "http://cpu2:8000"\ngroup = "spec"\ngreedy_only = true\n'
+        '[[endpoints]]\nurl = "http://cpu3:8000"\ngroup = "spec"\n'
+    )
+    specs = endpoints_from_env({"AGENTRT_ENDPOINTS_FILE": str(path)})
+    assert specs is not None
+    assert greedy_only_groups(specs) == ("spec",)
+
+
+def test_local_speculative_servers_are_greedy_only() -> None:
+    """The local pool runs vLLM's CPU build, whose speculative decoding garbles
+    sampled requests (vllm-project/vllm#55005)."""
+    common = {"pid": 1, "log_path": "x.log", "model_path": "m", "served_model": "m"}
+    plain = ServerRecord(name="plain-0", group="plain", port=8001, **common)
+    spec = ServerRecord(name="spec-1", group="spec", port=8002,
+                        speculative={"method": "ngram"}, **common)  # fmt: skip
+    assert not plain.endpoint().greedy_only
+    assert spec.endpoint().greedy_only
+    assert greedy_only_groups([plain.endpoint(), spec.endpoint()]) == ("spec",)
 
 
 @pytest.mark.parametrize(
@@ -127,3 +158,18 @@ def test_failed_start_is_diagnosed() -> None:
     assert "port is taken" in diagnose_log("OSError: [Errno 98] Address already in use")
     assert "torchvision" in diagnose_log("ImportError: torchvision::nms does not exist")
     assert "unknown" in diagnose_log("something else")
+
+
+def test_runs_plan_greedy_only_groups_from_the_pool() -> None:
+    """``agentrt.run`` builds its executor's search space from the pool's endpoints."""
+    from agentrt.budget.profile import BudgetProfile
+    from agentrt.langgraph.runner import _executor
+    from agentrt.pool import EndpointPool
+
+    pool = EndpointPool([
+        EndpointSpec(url="http://a:1"),
+        EndpointSpec(url="http://b:1", group=SPEC_GROUP, greedy_only=True),
+    ])  # fmt: skip
+    space = _executor(pool, BudgetProfile.default(), None, 0).space
+    assert space.greedy_only_groups == (SPEC_GROUP,)
+    assert {c.strategy for c in space.configs() if c.group == SPEC_GROUP} == {"single"}

@@ -215,3 +215,34 @@ def test_greedy_search_refuses_and_never_beats_exhaustive() -> None:
             assert exhaustive.prediction is not None
             assert greedy.prediction.latency_quantile_s <= slice_s
             assert greedy.prediction.accuracy <= exhaustive.prediction.accuracy + 1e-12
+
+
+def test_greedy_only_groups_get_single_only() -> None:
+    """vLLM's CPU speculative servers garble sampled output (docs/deployment.md):
+    the planner sends them greedy single calls only, whatever the slice."""
+    space = SearchSpace(max_tokens_choices=(256,), greedy_only_groups=("spec",))
+    on_spec = [c for c in space.configs() if c.group == "spec"]
+    assert on_spec == [TTSConfig("single", 1, "spec", 256)]
+    assert any(c.strategy == "majority" for c in space.configs() if c.group == "plain")
+    for slice_s in (0.5, 1.0, 2.0, 8.0, 1000.0):
+        plan = plan_for_deadline(inputs(slice_s, space=space))
+        penalty = plan_with_penalty(
+            inputs(slice_s, space=space), lambda_tokens=1e-4, lambda_latency_s=0.0
+        )
+        for chosen in (plan.config, penalty.config):
+            assert chosen is None or chosen.group == "plain" or chosen.strategy == "single"
+
+
+def test_greedy_search_keeps_branches_off_greedy_only_groups() -> None:
+    def at(n: int, group: str) -> float:
+        return predict(TTSConfig("majority", n, group, 256, 0.7), inputs()).latency_quantile_s
+
+    slice_s = (at(4, "spec") + at(4, "plain")) / 2  # B=4 would fit only with speculation
+    space = SearchSpace(max_tokens_choices=(256,), greedy_only_groups=("spec",))
+    for s in (slice_s, 4.0, 1000.0):
+        plan = plan_greedy_parallelism(inputs(s, space=space))
+        assert plan.config is not None
+        assert plan.config.group == "plain" or plan.config.n == 1
+    assert plan_greedy_parallelism(inputs(slice_s)).config == TTSConfig(
+        "majority", 4, "spec", 256, 0.7
+    )
