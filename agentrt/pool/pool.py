@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from agentrt.errors import (
     EndpointError,
     EndpointUnavailable,
     NoHealthyEndpoint,
+    ProtocolError,
 )
 from agentrt.pool.client import EndpointClient
 from agentrt.pool.endpoint import PLAIN_GROUP, EndpointSpec, EndpointState
@@ -45,8 +46,18 @@ from agentrt.pool.stream import ChatStream
 __all__ = ["Backend", "EndpointPool", "RetrySettings"]
 
 
+OnEndpoint = Callable[[str], None]
+"""Told the URL of each endpoint a request is sent to, before its headers arrive."""
+
+
 class Backend(Protocol):
-    """The narrow seam the executor talks to: open one streaming request."""
+    """The narrow seam the executor talks to: open one streaming request.
+
+    ``exclude`` lists endpoint URLs to avoid (a hedge or a re-issue goes
+    elsewhere; they are used only when nothing else is healthy);
+    ``on_endpoint`` is told each URL an attempt goes to, so a caller knows
+    where a request waits even before its response headers come.
+    """
 
     def stream(
         self,
@@ -55,6 +66,8 @@ class Backend(Protocol):
         group: str = PLAIN_GROUP,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        exclude: frozenset[str] = frozenset(),
+        on_endpoint: OnEndpoint | None = None,
     ) -> contextlib.AbstractAsyncContextManager[ChatStream]: ...
 
 
@@ -207,14 +220,21 @@ class EndpointPool:
         group: str = PLAIN_GROUP,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        exclude: frozenset[str] = frozenset(),
+        on_endpoint: OnEndpoint | None = None,
     ) -> AsyncIterator[ChatStream]:
         """Open ``request`` on the best endpoint of ``group``; closing aborts it.
 
         ``deadline`` defaults to the ambient one. Opening is retried on
         connection failures and 503s while the deadline allows; reading stops
-        quietly at the deadline (``stream.cut_by_deadline``).
+        quietly at the deadline (``stream.cut_by_deadline``). Endpoints in
+        ``exclude`` are avoided while another is healthy; ``on_endpoint`` is
+        told each URL an attempt is sent to.
         """
-        stream = await self.open(request, group=group, deadline=deadline, headers=headers)
+        stream = await self.open(
+            request, group=group, deadline=deadline, headers=headers, exclude=exclude,
+            on_endpoint=on_endpoint,
+        )  # fmt: skip
         try:
             yield stream
         finally:
@@ -227,11 +247,13 @@ class EndpointPool:
         group: str = PLAIN_GROUP,
         deadline: Deadline | None = None,
         headers: Mapping[str, str] | None = None,
+        exclude: frozenset[str] = frozenset(),
+        on_endpoint: OnEndpoint | None = None,
     ) -> ChatStream:
         """Like :meth:`stream`, but the caller must ``aclose()`` the stream."""
         deadline = deadline or current_deadline() or Deadline.never(clock=self._clock)
         started_at = self._clock.now()
-        tried: set[str] = set()
+        tried: set[str] = set(exclude)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry.max_attempts) | _StopAtDeadline(deadline),
             wait=wait_exponential(
@@ -249,8 +271,9 @@ class EndpointPool:
                     try:
                         async with timeout_after(deadline.remaining()):
                             return await self._open_once(
-                                request, group, deadline, headers, started_at, frozenset(tried)
-                            )
+                                request, group, deadline, headers, started_at,
+                                frozenset(tried), on_endpoint,
+                            )  # fmt: skip
                     except TimeoutError as exc:
                         raise deadline.exceeded() from exc
                 if attempt.retry_state.outcome is not None and attempt.retry_state.outcome.failed:
@@ -271,6 +294,7 @@ class EndpointPool:
         headers: Mapping[str, str] | None,
         started_at: float,
         exclude: frozenset[str],
+        on_endpoint: OnEndpoint | None = None,
     ) -> ChatStream:
         try:
             state = self.choose(group, exclude)
@@ -278,6 +302,8 @@ class EndpointPool:
             await self.check_health()
             state = self.choose(group, exclude)
         assert state.served_model is not None
+        if on_endpoint is not None:
+            on_endpoint(state.url)
         state.in_flight += request.n
         try:
             stream = await self.client(state).open_stream(
@@ -289,9 +315,9 @@ class EndpointPool:
                 on_close=lambda s: self._on_stream_closed(state, s),
                 vllm=state.version is not None,
             )
-        except EndpointUnavailable as exc:
+        except (EndpointUnavailable, ProtocolError) as exc:
             state.in_flight -= request.n
-            if exc.status_code is None:
+            if exc.status_code is None:  # no answer, or not the OpenAI protocol: not mere load
                 self._eject(state, exc)
             raise
         except BaseException:
@@ -302,7 +328,7 @@ class EndpointPool:
 
     def _on_stream_closed(self, state: EndpointState, stream: ChatStream) -> None:
         state.in_flight -= stream.request.n
-        if isinstance(stream.error, EndpointUnavailable):
+        if isinstance(stream.error, EndpointUnavailable | ProtocolError):
             self._eject(state, stream.error)
 
     # -- health -------------------------------------------------------------------

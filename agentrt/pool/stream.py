@@ -175,9 +175,11 @@ class ChatStream:
         if self.closed_at is not None:
             return
         self.closed_at = self._clock.now()
-        await self._response.aclose()
-        if self._on_close is not None:
-            self._on_close(self)
+        try:
+            await self._response.aclose()
+        finally:  # even when cancelled mid-close: the pool's in-flight count must drop
+            if self._on_close is not None:
+                self._on_close(self)
 
     async def __aenter__(self) -> ChatStream:
         return self

@@ -124,6 +124,10 @@ class AGENTRT:
     DEGRADED = "agentrt.degraded"
     DEGRADED_REASON = "agentrt.degraded_reason"
     REQUESTS = "agentrt.requests"
+    HEDGED = "agentrt.hedge.sent"
+    HEDGE_WON = "agentrt.hedge.won"
+    HEDGE_BRANCHES = "agentrt.hedge.branches"
+    HEDGE_AFTER_S = "agentrt.hedge.after_s"
 
     # the endpoint a request went to
     ENDPOINT_URL = "agentrt.endpoint.url"
@@ -140,6 +144,7 @@ class AGENTRT:
     BRANCH_TTFT_S = "agentrt.branch.ttft_s"
     BRANCH_DECODE_S = "agentrt.branch.decode_s"
     BRANCH_CONCURRENCY = "agentrt.branch.concurrency"
+    BRANCH_HEDGE = "agentrt.branch.hedge"
 
     # a tool call
     TOOL_DURATION_S = "agentrt.tool.duration_s"

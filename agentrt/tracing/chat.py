@@ -65,6 +65,7 @@ class CallTrace:
     started_clock: float
     started_ns: int
     streams: list[ChatStream] = field(default_factory=list)
+    hedges: list[ChatStream] = field(default_factory=list)
     model: str | None = None
 
     def ns(self, at: float) -> int:
@@ -115,6 +116,9 @@ class CallTrace:
             AGENTRT.TOKENS_SAVED: result.tokens_saved_by_early_stop,
             AGENTRT.DEGRADED: result.degraded,
             AGENTRT.REQUESTS: len(self.streams),
+            AGENTRT.HEDGED: result.hedged,
+            AGENTRT.HEDGE_WON: result.hedge_won,
+            AGENTRT.HEDGE_BRANCHES: result.branches.hedged,
             GEN_AI.USAGE_INPUT_TOKENS: result.prompt_tokens,
             GEN_AI.USAGE_OUTPUT_TOKENS: result.completion_tokens,
         }
@@ -155,6 +159,8 @@ class CallTrace:
         ]
         if first:
             attrs[GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK] = min(first)
+        if result.hedge_after_s is not None:
+            attrs[AGENTRT.HEDGE_AFTER_S] = result.hedge_after_s
         if result.degraded_reason is not None:
             attrs[AGENTRT.DEGRADED_REASON] = result.degraded_reason
         votes = result.votes
@@ -197,13 +203,9 @@ class CallTrace:
                 self.span.add_event(
                     "agentrt.slice_end", {AGENTRT.REQUESTS: r}, timestamp=self.ns(closed_at)
                 )
+            hedge = any(stream is h for h in self.hedges)
             for branch in _branches(stream):
-                if branch.finished:
-                    outcome = "finished"
-                elif last and early_stopped and not stream.cut_by_deadline:
-                    outcome = "early_stopped"
-                else:
-                    outcome = "cancelled"
+                outcome = _outcome(branch, stream, result, last=last, hedged=bool(self.hedges))
                 end = branch.finished_at if branch.finished_at is not None else closed_at
                 attrs: dict[str, AttributeValue] = {
                     AGENTRT.BRANCH_INDEX: branch.index,
@@ -212,6 +214,7 @@ class CallTrace:
                     AGENTRT.BRANCH_TOKENS: branch.tokens,
                     AGENTRT.BRANCH_CHUNKS: len(branch.token_times),
                     AGENTRT.BRANCH_CONCURRENCY: stream.request.n,
+                    AGENTRT.BRANCH_HEDGE: hedge,
                 }
                 if branch.finish_reason is not None:
                     attrs[AGENTRT.BRANCH_FINISH_REASON] = branch.finish_reason
@@ -234,6 +237,19 @@ class CallTrace:
                 ordinal += 1
 
 
+def _outcome(branch: Any, stream: ChatStream, result: Result, *, last: bool, hedged: bool) -> str:
+    """``finished``; ``early_stopped`` (the vote was decided); ``superseded`` (a
+    hedged call got this branch from the other request); else ``cancelled``."""
+    if branch.finished:
+        return "finished"
+    healthy = stream.error is None and not stream.cut_by_deadline
+    if healthy and result.branches.early_stopped > 0 and (last or hedged):
+        return "early_stopped"
+    if healthy and hedged and result.branches.cancelled == 0:
+        return "superseded"
+    return "cancelled"
+
+
 def _branches(stream: ChatStream) -> list[Any]:
     return [stream.branches[i] for i in sorted(stream.branches)]
 
@@ -252,11 +268,14 @@ def current_call() -> CallTrace | None:
     return _current.get()
 
 
-def note_stream(stream: ChatStream) -> None:
-    """The executor read ``stream`` for the current call (no-op outside one)."""
+def note_stream(stream: ChatStream, *, hedge: bool = False) -> None:
+    """The executor reads ``stream`` for the current call, as its hedge request if
+    ``hedge`` (no-op outside a call)."""
     call = _current.get()
     if call is not None and stream not in call.streams:
         call.streams.append(stream)
+        if hedge:
+            call.hedges.append(stream)
 
 
 def note_endpoint(

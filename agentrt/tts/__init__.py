@@ -26,6 +26,7 @@ from agentrt.tts.branch import BranchSource, BranchView
 from agentrt.tts.config import PLAIN_GROUP, SPEC_GROUP, StrategyName, TTSConfig
 from agentrt.tts.curve import Curve
 from agentrt.tts.greedy_search import plan_greedy_parallelism
+from agentrt.tts.hedging import HedgePolicy, TokenBucket
 from agentrt.tts.latency import LatencyModel, SpeculativeModel, TTFTModel
 from agentrt.tts.length import LengthModel
 from agentrt.tts.math_answers import MathEquivalent
@@ -76,6 +77,7 @@ __all__ = [
     "ChoiceLetter",
     "Curve",
     "Decision",
+    "HedgePolicy",
     "JsonField",
     "LastNumber",
     "LatencyModel",
@@ -99,6 +101,7 @@ __all__ = [
     "StrategyName",
     "TTFTModel",
     "TTSConfig",
+    "TokenBucket",
     "VerifierScorer",
     "Weighted",
     "best_of_n_vote",

@@ -11,6 +11,7 @@ re-issued elsewhere while the slice leaves time for it.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from agentrt.errors import (
     DeadlineExceeded,
     EndpointUnavailable,
     NoHealthyEndpoint,
+    ProtocolError,
 )
 from agentrt.pool.endpoint import PLAIN_GROUP
 from agentrt.pool.pool import Backend
@@ -33,6 +35,7 @@ from agentrt.tts.accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts.answers import AnswerSpec, LastNumber
 from agentrt.tts.branch import BranchView
 from agentrt.tts.config import TTSConfig
+from agentrt.tts.hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.length import LengthModel
 from agentrt.tts.planner import (
@@ -84,28 +87,99 @@ class CallModels:
 
 @dataclass
 class _Attempt:
-    """The branches of one call across the requests it took (re-issues included)."""
+    """The branches of one call across the requests it took (hedges and re-issues included).
+
+    Branches are independent samples, so whichever request finishes one first
+    supplies it: ``finish_order`` holds the finished records as they arrived
+    and the first ``wanted`` of them count.
+    """
 
     wanted: int
+    streams: list[ChatStream] = field(default_factory=list)
+    hedge_streams: list[ChatStream] = field(default_factory=list)
+    finish_order: list[BranchRecord] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
     records: list[BranchRecord] = field(default_factory=list)
     early_stopped: int = 0
     cancelled: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    hedged: int = 0
+    requests: int = 0
     errors: list[str] = field(default_factory=list)
+    protocol_error: ProtocolError | None = None
     cut_by_deadline: bool = False
+    hedge_after_s: float | None = None
 
     @property
     def finished(self) -> list[BranchRecord]:
-        return [r for r in self.records if r.finished]
+        """The finished branches that count (the first ``wanted`` to finish)."""
+        return self.finish_order[: self.wanted]
+
+    @property
+    def missing(self) -> int:
+        """Branches still wanted: neither finished nor stopped early."""
+        return max(0, self.wanted - len(self.finished) - self.early_stopped)
+
+    def note_finished(self, record: BranchRecord) -> None:
+        if len(self.finish_order) < self.wanted and all(r is not record for r in self.finish_order):
+            self.finish_order.append(record)
+
+    def current(self) -> list[BranchRecord]:
+        """The ``wanted`` branches as they stand: the counted finished ones, then the
+        unfinished ones of requests still healthy, most advanced first."""
+        counted = self.finished
+        running = [
+            b for s in self.streams if s.error is None
+            for b in (s.branches[i] for i in sorted(s.branches)) if not b.finished
+        ]  # fmt: skip
+        running.sort(key=lambda b: -b.tokens)
+        return counted + running[: self.wanted - len(counted)]
+
+    @property
+    def hedge_finished(self) -> int:
+        """Counted branches that the hedge request supplied."""
+        hedge = [b for s in self.hedge_streams for b in s.branches.values()]
+        return sum(1 for r in self.finished if any(r is b for b in hedge))
+
+    @property
+    def prompt_tokens(self) -> int:
+        counts = [s.prompt_tokens for s in self.streams if s.prompt_tokens]
+        return counts[-1] if counts else 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.completion_tokens for s in self.streams)
 
     def views(self, scorer: MeanLogprobScorer | None) -> list[BranchView]:
-        """Snapshots indexed by position in ``records`` (re-issued branches renumbered)."""
+        """Snapshots indexed by position in :meth:`current` (re-issued branches renumbered)."""
         views = []
-        for i, record in enumerate(self.records):
+        for i, record in enumerate(self.records or self.current()):
             view = replace(BranchView.of(record), index=i)
             views.append(view if scorer is None else view.with_score(scorer.score_now(view)))
         return views
+
+
+@dataclass(frozen=True)
+class _HedgeTiming:
+    """When a call hedges (``delay_s`` after it starts) and how long a hedge
+    is expected to take (``expected_s``, the config's mean latency)."""
+
+    delay_s: float
+    expected_s: float
+
+
+@dataclass
+class _Race:
+    """The requests of one round racing for the same missing branches."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    keeper: asyncio.Task[None] | None = None
+
+    def finish(self) -> None:
+        """The call has what it needs: cancel the other legs, not the calling one
+        (it is about to leave, or reads only the tail of a complete stream)."""
+        if not self.done.is_set():
+            self.keeper = asyncio.current_task()
+            self.done.set()
 
 
 class TTSExecutor:
@@ -115,6 +189,9 @@ class TTSExecutor:
     at ``sla_quantile`` fits the slice) or ``"penalty"`` (accuracy minus
     ``lambda_tokens`` x tokens minus ``lambda_latency_s`` x seconds).
     ``run_seed`` makes a run replay: each call's request seed derives from it.
+    ``hedge`` (on by default) sends a call still running past its predicted
+    p95 a duplicate on another endpoint of the group, within a token bucket
+    (:mod:`agentrt.tts.hedging`); ``None`` or ``False`` turns hedging off.
     """
 
     def __init__(
@@ -131,6 +208,7 @@ class TTSExecutor:
         on_refusal: str = "degrade",
         run_seed: int = 0,
         clock: Clock | None = None,
+        hedge: HedgePolicy | bool | None = True,
     ) -> None:
         if objective not in ("deadline", "penalty"):
             raise ConfigurationError(
@@ -150,6 +228,8 @@ class TTSExecutor:
         self.run_seed = run_seed
         self._clock = clock or current_clock()
         self._calls = 0
+        self.hedge = HedgePolicy.coerce(hedge)
+        self.hedge_bucket = None if self.hedge is None else TokenBucket.for_policy(self.hedge)
 
     # -- planning -----------------------------------------------------------------
 
@@ -263,11 +343,14 @@ class TTSExecutor:
             available_s = 1e9
         spec = answer_spec or LastNumber()
         degraded: list[str] = []
+        planned = config is None
+        plan_load: Mapping[str, int] = {}
         if config is not None:
             plan = self._fixed_plan(messages, config, available_s)
         else:
+            plan_load = self._live_load()
             plan = self.plan(
-                messages, available_s, load=self._live_load(), length=length, siblings=siblings
+                messages, available_s, load=plan_load, length=length, siblings=siblings
             )
             if plan.refused:
                 if self.on_refusal == "raise":
@@ -277,12 +360,24 @@ class TTSExecutor:
                     )
                     raise BudgetRefused("LLM call", available_s, minimum)
                 plan = self._fallback_plan(messages, plan)
+                planned, plan_load = False, {}
                 degraded.append("refused by the planner: ran the cheapest config")
         assert plan.config is not None
         strategy = strategy_for(plan.config, spec)
+        hedge: _HedgeTiming | None = None
+        if self.hedge is not None and plan.prediction is not None:
+            # The trigger is read off the same inputs (load included) the plan used.
+            inputs = self._inputs(
+                messages, available_s, plan_load,
+                length if planned else None, siblings if planned else 0,
+            )  # fmt: skip
+            hedge = _HedgeTiming(
+                delay_s=hedge_delay_s(plan.config, inputs, self.hedge),
+                expected_s=plan.prediction.latency_mean_s,
+            )
         started = self._clock.now()
         attempt = await self._stream_branches(
-            messages, plan.config, strategy, call_deadline, tuple(stop)
+            messages, plan.config, strategy, call_deadline, tuple(stop), hedge
         )
         return await self._result(
             messages, plan, strategy, spec, attempt, started, call_deadline, degraded
@@ -295,66 +390,190 @@ class TTSExecutor:
         strategy: Strategy,
         deadline: Deadline,
         stop: tuple[str, ...] = (),
+        hedge: _HedgeTiming | None = None,
     ) -> _Attempt:
         self._calls += 1
         attempt = _Attempt(wanted=config.n)
         options = strategy.request_options(config, seed=self.run_seed * 1_000_003 + self._calls)
+        now = self._clock.now()
         read_until = Deadline(
             hard_at=deadline.hard_at - DECIDE_MARGIN_S, clock=self._clock,
-            started_at=self._clock.now(), scope="call",
+            started_at=now, scope="call",
         )  # fmt: skip
-        missing = config.n
-        reissues = 0
-        while missing > 0 and not read_until.expired:
-            request = ChatRequest(
+        fire_at = None
+        if hedge is not None and self.hedge_bucket is not None:
+            self.hedge_bucket.deposit()
+            fire_at = hedge_at(now, hedge.delay_s, hedge.expected_s, read_until.hard_at)
+            attempt.hedge_after_s = None if fire_at is None else hedge.delay_s
+
+        def request(n: int) -> ChatRequest:
+            seed = None if options.seed is None else options.seed + attempt.requests
+            attempt.requests += 1
+            return ChatRequest(
                 messages=list(messages),
-                n=missing,
+                n=n,
                 max_tokens=options.max_tokens,
-                temperature=options.temperature if missing > 1 or options.temperature > 0 else 0.0,
+                temperature=options.temperature if n > 1 or options.temperature > 0 else 0.0,
                 top_p=options.top_p,
-                seed=None if options.seed is None else options.seed + reissues,
+                seed=seed,
                 logprobs=options.logprobs,
                 stop=stop,
                 extra=dict(options.extra),
             )
-            try:
-                async with self.backend.stream(
-                    request, group=config.group, deadline=read_until
-                ) as stream:
-                    await self._read(stream, strategy, attempt)
-            except EndpointUnavailable as exc:
-                attempt.errors.append(str(exc))  # _read kept what the stream had
-            except (DeadlineExceeded, NoHealthyEndpoint) as exc:
-                # No endpoint answered in time: decide from what finished, if anything.
-                attempt.errors.append(str(exc))
-                attempt.cut_by_deadline = True
+
+        while attempt.missing > 0 and not read_until.expired:
+            errors = len(attempt.errors)
+            attempt.protocol_error = None
+            await self._round(request, config.group, strategy, attempt, read_until, fire_at)
+            if attempt.early_stopped or attempt.cut_by_deadline or len(attempt.errors) == errors:
                 break
-            missing = attempt.wanted - len(attempt.finished) - attempt.early_stopped
-            if attempt.early_stopped or attempt.cut_by_deadline or not attempt.errors:
+            if attempt.protocol_error is not None and not self._alternatives(
+                config.group, frozenset(attempt.tried)
+            ):
+                # Not the OpenAI protocol, and no other endpoint left to ask.
+                if not attempt.finished:
+                    raise attempt.protocol_error
                 break
-            reissues += 1
-            # Keep what finished; ask again only for what was lost.
-            attempt.records = attempt.finished
-        attempt.cancelled = max(0, attempt.wanted - len(attempt.finished) - attempt.early_stopped)
+            # Keep what finished; ask again (elsewhere) only for what was lost.
+        attempt.records = attempt.current()
+        attempt.cancelled = attempt.missing
         return attempt
 
-    async def _read(self, stream: ChatStream, strategy: Strategy, attempt: _Attempt) -> None:
-        base = len(attempt.records)
-        attempt.records.extend(stream.branches[i] for i in sorted(stream.branches))
+    async def _round(
+        self,
+        request: Callable[[int], ChatRequest],
+        group: str,
+        strategy: Strategy,
+        attempt: _Attempt,
+        read_until: Deadline,
+        fire_at: float | None,
+    ) -> None:
+        """One request for the missing branches, plus a hedge if it runs past ``fire_at``."""
+        race = _Race()
+
+        def leg(hedge: bool) -> asyncio.Task[None]:
+            n = attempt.missing
+            if hedge:
+                attempt.hedged = n
+            return asyncio.create_task(
+                self._leg(request(n), group, strategy, attempt, race, read_until, hedge)
+            )
+
+        legs = [leg(hedge=False)]
+        timer = None
+        if fire_at is not None and self._may_hedge(group, attempt, spare=2):
+            timer = asyncio.create_task(self._clock.sleep(fire_at - self._clock.now()))
+        stopped = asyncio.create_task(race.done.wait())
+        try:
+            while not all(t.done() for t in legs):
+                waiting = {t for t in legs if not t.done()} | {stopped}
+                if timer is not None:
+                    waiting.add(timer)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stopped in done:
+                    break
+                if timer in done:
+                    timer = None
+                    assert self.hedge_bucket is not None
+                    if (
+                        attempt.missing > 0
+                        and not read_until.expired
+                        and self._may_hedge(group, attempt, spare=1)
+                        and self.hedge_bucket.try_spend()
+                    ):
+                        legs.append(leg(hedge=True))
+        finally:
+            rest = [t for t in (*legs, timer, stopped) if t is not None and t is not race.keeper]
+            for task in rest:
+                task.cancel()
+            # Cancelling a leg leaves its ``async with``: the stream closes, vLLM aborts.
+            await asyncio.gather(*rest, *([race.keeper] if race.keeper else []),
+                                 return_exceptions=True)  # fmt: skip
+        for task in legs:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+
+    def _may_hedge(self, group: str, attempt: _Attempt, spare: int) -> bool:
+        """No hedge yet, a token in the bucket, and ``spare`` healthy endpoints not yet
+        tried: 2 before the primary is routed (it takes one), 1 once it is."""
+        alternatives = self._alternatives(group, frozenset(attempt.tried)) or 0
+        return (
+            attempt.hedged == 0
+            and self.hedge_bucket is not None
+            and self.hedge_bucket.available
+            and alternatives >= spare
+        )
+
+    def _alternatives(self, group: str, exclude: frozenset[str]) -> int | None:
+        """Healthy endpoints of ``group`` outside ``exclude`` (``None``: the backend
+        does not list its endpoints)."""
+        endpoints = getattr(self.backend, "endpoints", None)
+        if endpoints is None:
+            return None
+        now = self._clock.now()
+        return sum(
+            1 for e in endpoints
+            if e.spec.group == group and e.url not in exclude and e.healthy(now)
+            and e.served_model is not None
+        )  # fmt: skip
+
+    async def _leg(
+        self,
+        request: ChatRequest,
+        group: str,
+        strategy: Strategy,
+        attempt: _Attempt,
+        race: _Race,
+        read_until: Deadline,
+        hedge: bool,
+    ) -> None:
+        """Open one request (elsewhere than those tried, when possible) and read it."""
+        try:
+            async with self.backend.stream(
+                request, group=group, deadline=read_until,
+                exclude=frozenset(attempt.tried), on_endpoint=attempt.tried.add,
+            ) as stream:  # fmt: skip
+                attempt.streams.append(stream)
+                if hedge:
+                    attempt.hedge_streams.append(stream)
+                note_stream(stream, hedge=hedge)
+                await self._read(stream, strategy, attempt, race)
+        except (EndpointUnavailable, ProtocolError) as exc:
+            # The branches of this request are lost; what finished is kept.
+            attempt.errors.append(str(exc))
+            attempt.tried.add(exc.url)
+            if isinstance(exc, ProtocolError):
+                attempt.protocol_error = exc
+        except (DeadlineExceeded, NoHealthyEndpoint) as exc:
+            # No endpoint answered in time: decide from what finished, if anything.
+            attempt.errors.append(str(exc))
+            if not hedge or isinstance(exc, DeadlineExceeded):
+                attempt.cut_by_deadline = True
+
+    async def _read(
+        self, stream: ChatStream, strategy: Strategy, attempt: _Attempt, race: _Race
+    ) -> None:
         try:
             async for event in stream:
                 if not isinstance(event, BranchFinished):
                     continue
-                running = sum(1 for r in attempt.records if not r.finished)
-                if running and strategy.can_stop_early(self._views(attempt, strategy), running):
+                record = stream.branches.get(event.index)
+                if record is not None:
+                    attempt.note_finished(record)
+                running = attempt.missing
+                if running == 0:
+                    # The call has its branches: cancel the other requests; read this
+                    # one to its end only if nothing of it is still generating.
+                    race.finish()
+                    if not stream.complete:
+                        break
+                elif strategy.can_stop_early(self._views(attempt, strategy), running):
                     attempt.early_stopped = running
+                    race.finish()
                     break
         finally:
-            note_stream(stream)
-            attempt.records[base:] = [stream.branches[i] for i in sorted(stream.branches)]
             attempt.cut_by_deadline = attempt.cut_by_deadline or stream.cut_by_deadline
-            attempt.prompt_tokens = stream.prompt_tokens or attempt.prompt_tokens
-            attempt.completion_tokens += stream.completion_tokens
 
     def _views(self, attempt: _Attempt, strategy: Strategy) -> list[BranchView]:
         scorer = MeanLogprobScorer() if strategy.needs_scores and self.scorer is None else None
@@ -398,10 +617,13 @@ class TTSExecutor:
             prompt_tokens=attempt.prompt_tokens,
             branches=BranchCounts(
                 requested=attempt.wanted,
-                finished=min(len(attempt.finished), attempt.wanted),
+                finished=len(attempt.finished),
                 early_stopped=attempt.early_stopped,
                 cancelled=attempt.cancelled,
+                hedged=attempt.hedged,
+                hedge_finished=attempt.hedge_finished,
             ),
+            hedge_after_s=attempt.hedge_after_s,
             tokens_saved_by_early_stop=saved,
             degraded=bool(degraded),
             degraded_reason="; ".join(degraded) if degraded else None,

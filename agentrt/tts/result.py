@@ -19,18 +19,30 @@ class BranchCounts:
 
     ``finished``: ran to a finish reason. ``early_stopped``: cancelled because
     the vote was already decided. ``cancelled``: cut by the end of the slice
-    (or an error) while still useful.
+    (or an error) while still useful. ``hedged``: branches asked again in a
+    hedge request on another endpoint (0: no hedge); ``hedge_finished``: how
+    many of the ``finished`` ones the hedge supplied (it won them).
     """
 
     requested: int
     finished: int = 0
     early_stopped: int = 0
     cancelled: int = 0
+    hedged: int = 0
+    hedge_finished: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("requested", "finished", "early_stopped", "cancelled"):
+        for name in ("requested", "finished", "early_stopped", "cancelled", "hedged",
+                     "hedge_finished"):  # fmt: skip
             if getattr(self, name) < 0:
-                raise ConfigurationError(f"BranchCounts.{name} must be >= 0")
+                raise ConfigurationError(
+                    f"BranchCounts.{name} must be >= 0, got {getattr(self, name)}"
+                )
+        if self.hedged > self.requested or self.hedge_finished > min(self.hedged, self.finished):
+            raise ConfigurationError(
+                f"BranchCounts: hedged {self.hedged} must be <= requested {self.requested} and "
+                f"hedge_finished {self.hedge_finished} <= both hedged and finished {self.finished}"
+            )
         if self.finished + self.early_stopped + self.cancelled > self.requested:
             raise ConfigurationError(
                 f"BranchCounts: finished {self.finished} + early_stopped {self.early_stopped} "
@@ -49,7 +61,9 @@ class Result:
     tokens the early-stopped branches would still have generated.
     ``degraded`` is set, with a reason, when the call returned less than it
     planned (cut by the deadline, fewer branches, a fallback config, a
-    salvaged partial answer).
+    salvaged partial answer). ``hedge_after_s`` is when the call would send
+    a hedge (its predicted p95), ``None`` when hedging was off or could not
+    finish inside the slice; ``branches.hedged`` says whether one went out.
     """
 
     text: str
@@ -63,6 +77,7 @@ class Result:
     tokens_saved_by_early_stop: int = 0
     degraded: bool = False
     degraded_reason: str | None = None
+    hedge_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.degraded != (self.degraded_reason is not None):
@@ -73,6 +88,16 @@ class Result:
         for name in ("latency_s", "completion_tokens", "prompt_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"Result.{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def hedged(self) -> bool:
+        """A duplicate request went to another endpoint for this call."""
+        return self.branches.hedged > 0
+
+    @property
+    def hedge_won(self) -> bool:
+        """The hedge supplied at least one of the branches the call counted."""
+        return self.branches.hedge_finished > 0
 
     @property
     def config(self) -> TTSConfig | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from agentrt.clock import Clock
+
 MODEL = "smollm2-135m-instruct"
 
 
@@ -66,13 +68,16 @@ class _Body(httpx.AsyncByteStream):
         self,
         parts: list[bytes],
         fail_after: int | None,
-        on_close: Callable[[], None],
+        on_close: Callable[[bool], None],
         stall_after: int | None = None,
+        on_part: Callable[[], None] | None = None,
     ):
         self.parts = parts
+        self.on_part = on_part
         self.fail_after = fail_after
         self.stall_after = stall_after
         self.on_close = on_close
+        self.sent_all = not parts
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i, part in enumerate(self.parts):
@@ -81,10 +86,13 @@ class _Body(httpx.AsyncByteStream):
             if self.stall_after is not None and i >= self.stall_after:
                 await asyncio.sleep(3600)  # a server that stops sending (cancelled by the reader)
             await asyncio.sleep(0)
+            if self.on_part is not None:
+                self.on_part()
+            self.sent_all = i == len(self.parts) - 1
             yield part
 
     async def aclose(self) -> None:
-        self.on_close()
+        self.on_close(self.sent_all)
 
 
 @dataclass
@@ -105,6 +113,10 @@ class FakeVLLM:
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_headers: list[httpx.Headers] = field(default_factory=list)
     closed_streams: int = 0
+    aborted_streams: int = 0  # closed by the client before the whole body was sent
+    chunks_sent: int = 0
+    clock: Clock | None = None  # when set, request_times records each chat request's arrival
+    request_times: list[float] = field(default_factory=list)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if self.refuse_connections:
@@ -127,6 +139,8 @@ class FakeVLLM:
     async def _chat(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         self.requests.append(body)
+        if self.clock is not None:
+            self.request_times.append(self.clock.now())
         self.request_headers.append(request.headers)
         if self.header_delay_s:
             await asyncio.sleep(self.header_delay_s)
@@ -138,16 +152,24 @@ class FakeVLLM:
                 404, json={"error": {"message": f"The model `{body.get('model')}` does not exist."}}
             )
 
-        def closed() -> None:
+        def closed(sent_all: bool) -> None:
             self.closed_streams += 1
+            self.aborted_streams += 0 if sent_all else 1
 
         return httpx.Response(
             200,
             headers={"content-type": self.content_type},
             stream=_Body(
-                list(self.chunks), self.fail_after_chunks, closed, self.stall_after_chunks
+                list(self.chunks),
+                self.fail_after_chunks,
+                closed,
+                self.stall_after_chunks,
+                on_part=self._sent,
             ),
         )
+
+    def _sent(self) -> None:
+        self.chunks_sent += 1
 
 
 class FakeCluster:
