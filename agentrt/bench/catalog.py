@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentrt.bench import branches, configs, frontier, overhead, peer
+from agentrt.bench import branches, configs, frontier, overhead, peer, policies
 from agentrt.bench.registry import Benchmark
 
 __all__ = ["CATALOG"]
@@ -15,5 +15,6 @@ CATALOG: dict[str, Benchmark] = {
         configs.BENCHMARK,
         overhead.BENCHMARK,
         peer.BENCHMARK,
+        policies.BENCHMARK,
     )
 }
