@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentrt.bench import branches, configs, frontier, overhead, peer, policies
+from agentrt.bench import branches, configs, frontier, hedging, overhead, peer, policies
 from agentrt.bench.registry import Benchmark
 
 __all__ = ["CATALOG"]
@@ -16,5 +16,6 @@ CATALOG: dict[str, Benchmark] = {
         overhead.BENCHMARK,
         peer.BENCHMARK,
         policies.BENCHMARK,
+        hedging.BENCHMARK,
     )
 }

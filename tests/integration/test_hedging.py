@@ -1,0 +1,84 @@
+"""Hedged requests on a real vLLM CPU server: two fault proxies in front of it make
+two endpoints, one of them a straggler (added latency) or stalled (no headers).
+The hedge goes to the other endpoint at the calibrated model's p95 and wins.
+Figures with hedging on and off are in docs/reliability.md and docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentrt.clock import MonotonicClock
+from agentrt.pool import EndpointPool, EndpointSpec
+from agentrt.pool.faults import FaultProxy
+from agentrt.tts.calibrate import load_latency_models
+from agentrt.tts.config import TTSConfig
+from agentrt.tts.executor import CallModels, TTSExecutor
+
+ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
+CALIBRATION = Path(__file__).parents[2] / "budgets" / "calibration" / "local-pool.toml"
+CONFIG = TTSConfig("single", 1, max_tokens=16)
+STRAGGLE_S = 2.5
+CLOCK = MonotonicClock()
+
+
+@pytest.fixture
+async def proxies(plain_specs: list[EndpointSpec]) -> AsyncIterator[tuple[FaultProxy, FaultProxy]]:
+    host, port = plain_specs[0].address
+    async with FaultProxy(host, port) as first, FaultProxy(host, port) as second:
+        yield first, second
+
+
+@pytest.fixture
+def models() -> CallModels:
+    return CallModels(latency={"plain": load_latency_models(CALIBRATION)["plain"]})
+
+
+def _pool(proxies: tuple[FaultProxy, ...], spec: EndpointSpec) -> EndpointPool:
+    # Listed first and equally idle, the faulty proxy gets every primary request.
+    specs = [spec.model_copy(update={"url": p.url}) for p in proxies]
+    return EndpointPool(specs, health_interval_s=0)
+
+
+async def test_a_straggling_endpoint_is_hedged_and_the_call_ends_far_sooner(
+    plain_specs: list[EndpointSpec], proxies: tuple[FaultProxy, FaultProxy], models: CallModels
+) -> None:
+    straggler, _ = proxies
+    async with _pool(proxies, plain_specs[0]) as pool:
+        straggler.delay_s = STRAGGLE_S
+        started = CLOCK.now()
+        plain = await TTSExecutor(pool, models=models, hedge=None).run(
+            ADDITION, slice_s=10, config=CONFIG
+        )
+        without_s = CLOCK.now() - started
+        assert not plain.hedged
+        started = CLOCK.now()
+        hedged = await TTSExecutor(pool, models=models, run_seed=1).run(
+            ADDITION, slice_s=10, config=CONFIG
+        )
+        with_s = CLOCK.now() - started
+    assert without_s >= STRAGGLE_S
+    assert hedged.hedged and hedged.hedge_won and not hedged.degraded
+    assert hedged.hedge_after_s is not None and hedged.hedge_after_s < 1.0
+    assert with_s < without_s - 0.5  # generous: a shared 2-core machine
+    assert [e.in_flight for e in pool.endpoints] == [0, 0]
+
+
+async def test_an_endpoint_stalled_before_its_headers_is_hedged(
+    plain_specs: list[EndpointSpec], proxies: tuple[FaultProxy, FaultProxy], models: CallModels
+) -> None:
+    stalled, healthy = proxies
+    async with _pool(proxies, plain_specs[0]) as pool:
+        stalled.stall()  # the request goes nowhere: no headers, no error, ever
+        started = CLOCK.now()
+        result = await TTSExecutor(pool, models=models).run(ADDITION, slice_s=12, config=CONFIG)
+        elapsed = CLOCK.now() - started
+        stalled.resume()
+    assert result.hedged and result.hedge_won and not result.degraded
+    assert result.branches.finished == 1 and result.text
+    assert healthy.connections >= 1
+    assert elapsed < 12 - 2.0  # without the hedge it would wait out the whole slice
+    assert all(e.healthy(CLOCK.now()) for e in pool.endpoints)  # stalled is not ejected
