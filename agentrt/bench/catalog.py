@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from agentrt.bench import branches, configs, frontier, hedging, overhead, peer, policies
+from agentrt.bench import (
+    branches,
+    chaos,
+    configs,
+    frontier,
+    hedging,
+    load,
+    overhead,
+    peer,
+    policies,
+)
 from agentrt.bench.registry import Benchmark
 
 __all__ = ["CATALOG"]
@@ -16,6 +26,8 @@ CATALOG: dict[str, Benchmark] = {
         overhead.BENCHMARK,
         peer.BENCHMARK,
         policies.BENCHMARK,
+        chaos.BENCHMARK,
+        load.BENCHMARK,
         hedging.BENCHMARK,
     )
 }

@@ -1,0 +1,303 @@
+"""``load``: many concurrent graph runs with deadlines on one event loop.
+
+At each level N, N workers run ``graphs/math.py`` back to back (``rounds``
+runs each) under one deadline, all on this process's event loop; the
+workers' first runs start spread evenly over one deadline, so about N runs
+are in flight at any time rather than N starting in the same instant. A
+sampler reads the event loop's lag, the process's resident memory, its
+threads and open sockets every ``sample_s``. Per level: the share of runs
+inside the deadline and inside it plus the margin, overshoot quantiles, runs
+per second, the degraded share, the peak memory growth over the level's
+start and per run in flight, the memory left after the level, the most
+threads and sockets seen, and the answers-lost and spans-lost audits of
+:mod:`agentrt.bench.audit`. Past what the pool can serve, runs degrade; they
+must still end by their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from agentrt.bench.audit import (
+    AnswerAudit,
+    RunLedger,
+    SpanAudit,
+    audit_answers,
+    audit_spans,
+    deadline_stats,
+    quantile,
+    spans_by_trace,
+    trace_of_runs,
+)
+from agentrt.bench.chaos import ledger_of, read_trace_dir
+from agentrt.bench.registry import BenchContext, Benchmark, Measured, Tables
+from agentrt.bench.results import BenchResult
+from agentrt.bench.tables import markdown_table
+from agentrt.clock import Clock, MonotonicClock
+from agentrt.langgraph.loading import LoadedGraph, load_graph
+from agentrt.langgraph.runner import RunEvent, RunResult
+from agentrt.pool.pool import EndpointPool
+from agentrt.tasks import suite
+from agentrt.tracing.setup import (
+    TracingSettings,
+    configure_tracing,
+    current_tracing,
+    flush_traces,
+)
+from agentrt.tts.latency import LatencyModel
+
+__all__ = ["BENCHMARK", "LoadPlan", "Sample", "level_row", "open_sockets", "process_status"]
+
+GRAPH = "graphs/math.py:graph"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    levels: tuple[int, ...] = (10, 50, 100, 200, 500)
+    deadline_s: float = 4.0
+    rounds: int = 3
+    """Runs each worker makes back to back."""
+    margin_s: float = 0.05
+    sample_s: float = 0.05
+    graph: str = GRAPH
+    tracing: bool = True
+    """JSONL tracing on, as ``agentrt run`` has it by default."""
+
+    @classmethod
+    def quick(cls) -> LoadPlan:
+        return cls(levels=(10, 50, 100), rounds=2)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of the process while a level runs."""
+
+    lag_s: float
+    rss_bytes: int
+    threads: int
+    sockets: int
+    in_flight: int
+
+
+def process_status() -> tuple[int, int]:
+    """(resident bytes, OS threads) of this process, from ``/proc/self/status``."""
+    rss, threads = 0, threading.active_count()
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+    except OSError:  # not Linux: memory unknown, Python threads only
+        pass
+    return rss, threads
+
+
+def open_sockets() -> int:
+    """Sockets this process holds open (``/proc/self/fd``; 0 where unreadable)."""
+    count = 0
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+            except OSError:
+                continue
+    except OSError:
+        return 0
+    return count
+
+
+@dataclass
+class _Level:
+    samples: list[Sample] = field(default_factory=list)
+    ledgers: list[RunLedger] = field(default_factory=list)
+    answered: int = 0
+    in_flight: int = 0
+
+
+async def _sample(level: _Level, clock: Clock, every_s: float) -> None:
+    while True:
+        before = clock.now()
+        await clock.sleep(every_s)
+        lag = max(0.0, clock.now() - before - every_s)
+        rss, threads = process_status()
+        level.samples.append(Sample(lag, rss, threads, open_sockets(), level.in_flight))
+
+
+async def _worker(
+    worker: int, level: _Level, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
+    latency: Mapping[str, LatencyModel], tasks: Sequence[Any], clock: Clock, seed: int,
+    workers: int,
+) -> None:  # fmt: skip
+    import agentrt
+
+    await clock.sleep(plan.deadline_s * worker / workers)
+    for r in range(plan.rounds):
+        number = worker * plan.rounds + r
+        events: list[RunEvent] = []
+        result: RunResult | None = None
+        raised: BaseException | None = None
+        level.in_flight += 1
+        started = clock.now()
+        try:
+            result = await agentrt.run(
+                loaded.graph, loaded.module.input_for(tasks[number]), deadline=plan.deadline_s,
+                pool=pool, latency=latency, graph_path=loaded.path,
+                profile=loaded.optional("PROFILE"), run_seed=seed * 10_007 + number,
+                on_event=events.append, task_seed=number,
+            )  # fmt: skip
+        except Exception as exc:  # counted as an escaped exception
+            raised = exc
+        finally:
+            level.in_flight -= 1
+        elapsed = clock.now() - started
+        level.ledgers.append(
+            ledger_of(number, loaded.name, plan.deadline_s, elapsed, result, events, raised)
+        )
+        if result is not None and loaded.module.answer_of(result.state) is not None:
+            level.answered += 1
+
+
+def level_row(
+    workers: int, ledgers: Sequence[RunLedger], samples: Sequence[Sample], *,
+    wall_s: float, rss_before: int, rss_after: int, answered: int, margin_s: float,
+    spans: SpanAudit, answers: AnswerAudit,
+) -> dict[str, Any]:  # fmt: skip
+    """One level's row of the table (pure)."""
+    stats = deadline_stats(((r.elapsed_s, r.deadline_s) for r in ledgers), margin_s)
+    runs = max(1, len(ledgers))
+    peak = max((s.rss_bytes for s in samples), default=rss_before)
+    growth = max(0, peak - rss_before)
+    mib = 1024 * 1024
+    return {
+        "concurrent": workers,
+        "runs": len(ledgers),
+        "inside": round(stats.inside, 3),
+        f"inside +{margin_s * 1000:.0f} ms": round(stats.inside_margin, 3),
+        "overshoot p50 ms": round(stats.overshoot_p50_ms, 1),
+        "p99 ms": round(stats.overshoot_p99_ms, 1),
+        "max ms": round(stats.overshoot_max_ms, 1),
+        "loop lag p99 ms": round(1000 * quantile([s.lag_s for s in samples], 0.99), 1),
+        "runs/s": round(len(ledgers) / wall_s, 2) if wall_s > 0 else 0.0,
+        "degraded": round(sum(r.degraded for r in ledgers) / runs, 3),
+        "answered": round(answered / runs, 3),
+        "calls/run": round(sum(len(r.calls) for r in ledgers) / runs, 2),
+        "RSS start MiB": round(rss_before / mib, 1),
+        "peak growth MiB": round(growth / mib, 1),
+        "KiB per run in flight": round(growth / 1024 / max(1, workers), 1),
+        "left after MiB": round((rss_after - rss_before) / mib, 1),
+        "threads max": max((s.threads for s in samples), default=0),
+        "sockets max": max((s.sockets for s in samples), default=0),
+        "answers lost": answers.lost,
+        "spans lost": spans.lost + spans.left_open,
+        "exceptions": sum(r.raised is not None for r in ledgers),
+    }
+
+
+async def _level(
+    workers: int, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
+    latency: Mapping[str, LatencyModel], seed: int, traces_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    clock = MonotonicClock()
+    tasks = suite(str(loaded.module.TASK_SUITE), seed, workers * plan.rounds)
+    gc.collect()
+    rss_before, _ = process_status()
+    level = _Level()
+    sampler = asyncio.create_task(_sample(level, clock, plan.sample_s))
+    started = clock.now()
+    try:
+        await asyncio.gather(*(
+            _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers)
+            for w in range(workers)
+        ))  # fmt: skip
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    wall = clock.now() - started
+    flush_traces()
+    span_audit, answer_audit = SpanAudit(), AnswerAudit()
+    if plan.tracing:
+        traces = spans_by_trace(read_trace_dir(traces_dir))
+        by_number = trace_of_runs(traces)
+        for ledger in level.ledgers:
+            trace_id = ledger.trace_id or by_number.get(ledger.number)
+            mine = traces.get(trace_id, []) if trace_id is not None else []
+            span_audit += audit_spans(ledger, mine)
+            answer_audit += audit_answers(ledger, mine)
+    gc.collect()
+    rss_after, _ = process_status()
+    return level_row(
+        workers, level.ledgers, level.samples, wall_s=wall, rss_before=rss_before,
+        rss_after=rss_after, answered=level.answered, margin_s=plan.margin_s,
+        spans=span_audit, answers=answer_audit,
+    )  # fmt: skip
+
+
+async def _measure(ctx: BenchContext) -> Measured:
+    plan = LoadPlan.quick() if ctx.quick else LoadPlan()
+    if ctx.count is not None:
+        plan = replace(plan, rounds=ctx.count)
+    loaded = load_graph(plan.graph)
+    latency = ctx.latency_models()
+    rows = []
+    previous = current_tracing()
+    try:
+        for workers in plan.levels:
+            with tempfile.TemporaryDirectory(prefix="agentrt-load-") as tmp:
+                tracing = None
+                if plan.tracing:
+                    settings = TracingSettings(exporters=("jsonl",), traces_dir=Path(tmp))
+                    tracing = configure_tracing(settings)
+                try:
+                    row = await _level(workers, plan, loaded, ctx.pool, latency, ctx.seed,
+                                       Path(tmp))  # fmt: skip
+                finally:
+                    if tracing is not None:
+                        tracing.shutdown()
+            ctx.console.print(f"load: {workers} concurrent: {row}")
+            rows.append(row)
+    finally:
+        if previous is not None:
+            configure_tracing(previous.settings)
+    limits = {e.spec.url: e.spec.group for e in ctx.pool.endpoints}
+    parameters = {
+        "graph": plan.graph, "levels": list(plan.levels), "deadline_s": plan.deadline_s,
+        "rounds": plan.rounds, "count": plan.rounds, "margin_s": plan.margin_s,
+        "tracing": plan.tracing, "endpoints": limits,
+    }  # fmt: skip
+    return Measured(parameters, rows)
+
+
+def _tables(result: BenchResult) -> Tables:
+    deadline_cols = ["concurrent", "runs", "inside", *[k for k in result.rows[0] if
+                     k.startswith("inside +")], "overshoot p50 ms", "p99 ms", "max ms",
+                     "loop lag p99 ms", "runs/s", "degraded", "answered", "calls/run",
+                     "answers lost", "spans lost", "exceptions"] if result.rows else []  # fmt: skip
+    resource_cols = ["concurrent", "RSS start MiB", "peak growth MiB", "KiB per run in flight",
+                     "left after MiB", "threads max", "sockets max"]  # fmt: skip
+    return [
+        (f"Concurrent runs of {result.parameters.get('graph')} under a "
+         f"{result.parameters.get('deadline_s')} s deadline, one event loop",
+         markdown_table(result.rows, deadline_cols)),
+        ("Process resources at each level (memory growth over the level's start; "
+         "left after: after the level, garbage collected)",
+         markdown_table(result.rows, resource_cols)),
+    ]  # fmt: skip
+
+
+BENCHMARK = Benchmark(
+    "load",
+    "10 to 500 concurrent graphs/math.py runs under a 4 s deadline on one event loop",
+    _measure,
+    _tables,
+    pool=(2, 1),
+)
