@@ -69,7 +69,7 @@ def up(
     spec_servers: Annotated[
         int, typer.Option(min=0, help="Servers with ngram speculative decoding.")
     ] = 0,
-    kv_cache_gib: Annotated[float, typer.Option(min=0.25, help="KV cache per server (GiB).")] = 2.0,
+    kv_cache_gib: Annotated[int, typer.Option(min=1, help="KV cache per server (GiB).")] = 2,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for /health.")] = 300.0,
 ) -> None:
     """Start the local vLLM CPU servers on loopback and wait until they answer."""

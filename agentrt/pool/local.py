@@ -93,12 +93,9 @@ class ServerRecord:
         return f"http://{LOOPBACK}:{self.port}"
 
     def endpoint(self) -> EndpointSpec:
-        # Local servers are vLLM's CPU build, whose speculative decoding verifies
-        # drafts of sampled requests at a garbage temperature (vllm#55005).
         return EndpointSpec(
-            url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
-            greedy_only=self.speculative is not None,
-        )  # fmt: skip
+            url=self.url, group=self.group, model=self.served_model, speculative=self.speculative
+        )
 
 
 def diagnose_log(tail: str) -> str:
@@ -164,6 +161,11 @@ class LocalPool:
         """
         if plain < 0 or spec < 0 or plain + spec == 0:
             raise LocalPoolError(f"need at least one server, got plain={plain} spec={spec}")
+        if kv_cache_gib < 1 or not float(kv_cache_gib).is_integer():
+            raise LocalPoolError(
+                "kv_cache_gib must be a whole number of GiB, at least 1 (vLLM's "
+                f"VLLM_CPU_KVCACHE_SPACE takes an integer), got {kv_cache_gib!r}"
+            )
         running = self.alive()
         want = {PLAIN_GROUP: plain, SPEC_GROUP: spec}
         for record in running:

@@ -62,3 +62,21 @@ def test_up_rejects_a_negative_count() -> None:
     result = runner.invoke(app, ["up", "--servers", "-1"])
     assert result.exit_code == 2
     assert "servers" in result.output
+
+
+def test_up_rejects_a_fractional_kv_cache() -> None:
+    # vLLM's VLLM_CPU_KVCACHE_SPACE is a whole number of GiB: 0.5 would crash the engine.
+    result = runner.invoke(app, ["up", "--kv-cache-gib", "0.5"])
+    assert result.exit_code == 2
+    assert "kv-cache-gib" in result.output
+
+
+async def test_local_pool_refuses_a_fractional_kv_cache_before_starting(tmp_path: Path) -> None:
+    from agentrt.errors import LocalPoolError
+    from agentrt.pool import LocalPool
+    from agentrt.settings import Settings
+
+    pool = LocalPool(Settings(home=tmp_path, models=tmp_path / "models"))
+    with pytest.raises(LocalPoolError, match=r"kv_cache_gib .* got 0\.5"):
+        await pool.up(plain=1, kv_cache_gib=0.5)
+    assert pool.servers() == []
