@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import httpx
@@ -90,10 +90,12 @@ class EndpointClient:
         version = body.get("version")
         return str(version) if version is not None else None
 
-    async def metrics(self, timeout_s: float = 2.0) -> dict[str, float]:
-        """vLLM's Prometheus ``/metrics``, summed by metric name."""
+    async def metrics(
+        self, timeout_s: float = 2.0, names: Collection[str] | None = None
+    ) -> dict[str, float]:
+        """vLLM's Prometheus ``/metrics``, summed by metric name (only ``names`` if given)."""
         response = await self._request("GET", "/metrics", timeout_s)
-        return parse_prometheus_text(response.text)
+        return parse_prometheus_text(response.text, names)
 
     async def resolve_model(self, wanted: str | None) -> str:
         """The model to ask for: ``wanted`` if served, else the first served one."""

@@ -93,9 +93,12 @@ class ServerRecord:
         return f"http://{LOOPBACK}:{self.port}"
 
     def endpoint(self) -> EndpointSpec:
+        # Local servers are vLLM's CPU build, whose speculative decoding verifies
+        # drafts of sampled requests at a garbage temperature (vllm#55005).
         return EndpointSpec(
-            url=self.url, group=self.group, model=self.served_model, speculative=self.speculative
-        )
+            url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
+            greedy_only=self.speculative is not None,
+        )  # fmt: skip
 
 
 def diagnose_log(tail: str) -> str:

@@ -45,6 +45,9 @@ from agentrt.pool.stream import ChatStream
 
 __all__ = ["Backend", "EndpointPool", "RetrySettings"]
 
+LOAD_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+"""What the load check reads from each endpoint's ``/metrics``."""
+
 
 OnEndpoint = Callable[[str], None]
 """Told the URL of each endpoint a request is sent to, before its headers arrive."""
@@ -359,7 +362,7 @@ class EndpointPool:
 
     async def _refresh_one(self, state: EndpointState) -> None:
         try:
-            metrics = await self.client(state).metrics()
+            metrics = await self.client(state).metrics(names=LOAD_METRICS)
         except EndpointError:
             return
         state.metrics = metrics

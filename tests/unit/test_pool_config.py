@@ -154,6 +154,20 @@ def test_prometheus_text_sums_label_sets() -> None:
     }
 
 
+def test_prometheus_text_keeps_only_the_names_asked_for() -> None:
+    text = (
+        'vllm:num_requests_running{model_name="a"} 2.0\n'
+        'vllm:num_requests_running_extra{model_name="a"} 9.0\n'
+        'vllm:num_requests_waiting{model_name="a"} 1.0\n'
+        'vllm:generation_tokens_total{model_name="a"} 7.0\n'
+    )
+    wanted = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+    assert parse_prometheus_text(text, wanted) == {
+        "vllm:num_requests_running": 2.0,
+        "vllm:num_requests_waiting": 1.0,
+    }
+
+
 def test_failed_start_is_diagnosed() -> None:
     assert "port is taken" in diagnose_log("OSError: [Errno 98] Address already in use")
     assert "torchvision" in diagnose_log("ImportError: torchvision::nms does not exist")
