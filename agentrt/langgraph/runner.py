@@ -9,6 +9,11 @@ consistent state and each node's start and end, and enforces the deadline with
 LangGraph's own levers: ``RunControl.request_drain`` at the soft instant (the
 run stops cleanly at the next superstep boundary) and cancellation of the run
 at the hard instant (in-flight LLM streams close, which aborts them in vLLM).
+At the hard instant the result returns at once: the cut graph is cancelled
+and unwinds in the background (its streams close within a few turns of the
+event loop), so on a congested loop the unwinding, several turns long, does
+not add to the overshoot. A run on a pool it opened itself waits for the
+unwinding before closing that pool; :func:`settle_cut_runs` waits for all.
 
 Past the deadline, ``on_expiry = "degrade"`` returns the last consistent state
 plus the results of tasks that finished in the cut superstep, flagged;
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +46,7 @@ from agentrt.pool.endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool.local import pool_endpoints
 from agentrt.pool.pool import EndpointPool
 from agentrt.tracing.attributes import AGENTRT
+from agentrt.tracing.setup import flush_traces
 from agentrt.tracing.spans import WorkflowSpan, workflow_span
 from agentrt.tts.answers import AnswerSpec
 from agentrt.tts.executor import CallModels, TTSExecutor
@@ -47,7 +54,19 @@ from agentrt.tts.latency import LatencyModel
 from agentrt.tts.planner import SearchSpace
 from agentrt.tuning.command import graph_key
 
-__all__ = ["RunDeadlineExceeded", "RunEvent", "RunResult", "run", "run_sync", "sync_nodes"]
+__all__ = [
+    "RunDeadlineExceeded",
+    "RunEvent",
+    "RunResult",
+    "run",
+    "run_sync",
+    "settle_cut_runs",
+    "sync_nodes",
+]
+
+UNWIND_WAIT_S = 5.0
+"""How long a run on its own pool waits, after returning its result, for a cut
+graph to unwind before it closes the pool."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +251,8 @@ async def run(
     resolved = resolved.with_spec(deadline_s=seconds, reserve_s=reserve_s)
     clock = clock or current_clock()
     topology = GraphTopology.from_langgraph(graph)
-    async with _pool_for(pool, endpoints) as opened:
+    cut: list[asyncio.Task[None]] = []
+    async with _pool_for(pool, endpoints) as opened, _settled(cut, owned=pool is None):
         executor = _executor(opened, resolved, latency, run_seed)
         spec = resolved.spec
         hard = Deadline.after(spec.deadline_s, clock=clock, soft_margin_s=spec.reserve_s)
@@ -246,7 +266,7 @@ async def run(
             graph_key(scope.graph_name), deadline=hard, task_seed=task_seed,
             profile=None if profile_name is None else str(profile_name),
         ) as traced:  # fmt: skip
-            result = await _drive(graph, input, config, context, scope, on_event, traced)
+            result = await _drive(graph, input, config, context, scope, on_event, traced, cut)
             traced.set_outcome(
                 correct=None if judge is None else judge(result.state),
                 degraded=result.degraded,
@@ -255,6 +275,20 @@ async def run(
             traced.set_attribute(AGENTRT.ELAPSED_S, result.elapsed_s)
             traced.set_attribute(AGENTRT.RUN_DEADLINE_MET, result.overshoot_s == 0)
             return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
+
+
+@contextlib.asynccontextmanager
+async def _settled(cut: list[asyncio.Task[None]], *, owned: bool) -> AsyncIterator[None]:
+    """On the way out of a run on its own pool, let a graph cut at the hard
+    deadline finish unwinding before the pool closes (and export its spans)."""
+    try:
+        yield
+    finally:
+        if owned and cut:
+            with contextlib.suppress(TimeoutError):
+                async with timeout_after(UNWIND_WAIT_S):
+                    await asyncio.wait(cut)
+            flush_traces()
 
 
 def _check_deadline(deadline: float) -> float:
@@ -271,6 +305,7 @@ async def _drive(
     scope: RunScope,
     on_event: Callable[[RunEvent], None] | None,
     traced: WorkflowSpan,
+    cut: list[asyncio.Task[None]],
 ) -> RunResult:
     manager = scope.manager
     deadline = manager.deadline
@@ -282,14 +317,14 @@ async def _drive(
     run_config = {**(config or {}), "run_id": run_id}
     with run_scope(scope):
         drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control))
+        streaming = asyncio.create_task(
+            _stream(graph, input, run_config, context, control, progress, manager, on_event,
+                    traced),
+            name=f"agentrt-run-{run_id}",
+        )  # fmt: skip
         try:
             async with timeout_after(deadline.remaining()):
-                stream = graph.astream(
-                    input, run_config, context=context, stream_mode=["values", "tasks"],
-                    control=control,
-                )  # fmt: skip
-                async for mode, chunk in stream:
-                    _observe(mode, chunk, progress, manager, on_event, traced)
+                await asyncio.shield(streaming)
         except TimeoutError:
             reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
         except GraphDrained:
@@ -299,8 +334,11 @@ async def _drive(
             refusal = exc
         finally:
             drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drain
+            if not streaming.done():  # cut: cancel the graph, do not wait for it to unwind
+                streaming.cancel()
+                _UNWINDING.add(streaming)
+                streaming.add_done_callback(_unwound)
+                cut.append(streaming)
     report = manager.report()
     cut_calls = sum(1 for c in scope.calls if c.result.degraded)
     if reason is None and (report.degraded or cut_calls):
@@ -327,6 +365,39 @@ async def _drive(
     if manager.profile.spec.on_expiry == "raise" and (refusal is not None or deadline.expired):
         raise RunDeadlineExceeded(result) from refusal
     return result
+
+
+async def _stream(
+    graph: Any, input: Any, run_config: Mapping[str, Any], context: Any, control: RunControl,
+    progress: _Progress, manager: BudgetManager, on_event: Callable[[RunEvent], None] | None,
+    traced: WorkflowSpan,
+) -> None:  # fmt: skip
+    stream = graph.astream(
+        input, run_config, context=context, stream_mode=["values", "tasks"], control=control
+    )
+    async for mode, chunk in stream:
+        _observe(mode, chunk, progress, manager, on_event, traced)
+
+
+_UNWINDING: set[asyncio.Task[None]] = set()
+"""Graphs cut at their hard deadline and still unwinding (kept referenced until done)."""
+
+
+def _unwound(task: asyncio.Task[None]) -> None:
+    _UNWINDING.discard(task)
+    if not task.cancelled():
+        task.exception()  # a cut graph may end in an error: it is retrieved, not raised
+
+
+async def settle_cut_runs(timeout_s: float = math.inf) -> None:
+    """Wait (up to ``timeout_s``) for graphs cut at their hard deadline to finish
+    unwinding: their LLM streams closed, their spans ended."""
+    pending = set(_UNWINDING)
+    if not pending:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with timeout_after(timeout_s):
+            await asyncio.wait(pending)
 
 
 def _observe(

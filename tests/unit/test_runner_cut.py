@@ -1,0 +1,72 @@
+"""At the hard deadline a run returns its result at once; the cut graph unwinds
+after (on a congested event loop each turn of that unwinding would add to the
+overshoot). A run on its own pool waits for the unwinding before closing it.
+
+No server: the graph's node never calls an LLM, it only waits to be cut, then
+takes a few turns of the event loop to clean up, as a closing stream does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from agentrt.langgraph.runner import run, settle_cut_runs
+from agentrt.pool import EndpointPool, EndpointSpec
+
+UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
+CLEANUP_TURNS = 5
+
+
+class S(TypedDict, total=False):
+    started: bool
+    done: bool
+
+
+def _slow_graph(log: list[str]) -> Any:
+    async def slow(state: S) -> S:
+        log.append("started")
+        try:
+            await asyncio.Event().wait()  # never set: only the deadline ends this node
+        except asyncio.CancelledError:
+            for _ in range(CLEANUP_TURNS):  # a cleanup that takes a few loop turns
+                await asyncio.sleep(0)
+            log.append("unwound")
+            raise
+        return {"done": True}
+
+    builder = StateGraph(S)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    builder.add_edge("slow", END)
+    return builder.compile(name="slow")
+
+
+async def test_the_result_returns_before_the_cut_graph_unwinds() -> None:
+    log: list[str] = []
+    pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    try:
+        result = await run(_slow_graph(log), {"started": True}, deadline=0.2, pool=pool)
+        assert result.degraded and result.reason is not None
+        assert "hard deadline" in result.reason
+        assert result.cut == ("slow",)
+        assert result.state == {"started": True}  # the last consistent state
+        assert log == ["started"], "returned without waiting for the node to unwind"
+        await settle_cut_runs()
+        assert log == ["started", "unwound"], "the cut node was cancelled and cleaned up"
+    finally:
+        await pool.aclose()
+
+
+async def test_a_run_on_its_own_pool_lets_the_cut_graph_unwind_first() -> None:
+    log: list[str] = []
+    result = await run(_slow_graph(log), {"started": True}, deadline=0.2,
+                       endpoints=[UNREACHABLE])  # fmt: skip
+    assert result.reason is not None and "hard deadline" in result.reason
+    assert log == ["started", "unwound"]
+
+
+async def test_settling_with_nothing_cut_returns_at_once() -> None:
+    await settle_cut_runs(timeout_s=0.0)
