@@ -40,7 +40,7 @@ from agentrt.bench.results import BenchResult
 from agentrt.bench.tables import markdown_table
 from agentrt.clock import Clock, MonotonicClock
 from agentrt.langgraph.loading import LoadedGraph, load_graph
-from agentrt.langgraph.runner import RunEvent, RunResult
+from agentrt.langgraph.runner import RunEvent, RunResult, settle_cut_runs
 from agentrt.pool.endpoint import EndpointSpec
 from agentrt.pool.faults import FaultProxy
 from agentrt.pool.pool import EndpointPool
@@ -317,6 +317,7 @@ async def run_chaos(
             finally:
                 injector.cancel()
                 await asyncio.gather(injector, return_exceptions=True)
+            await settle_cut_runs(timeout_s=10.0)  # graphs cut at their deadline end their spans
         flush_traces()
     finally:
         for proxy in proxies:

@@ -21,6 +21,7 @@ import gc
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from agentrt.bench.results import BenchResult
 from agentrt.bench.tables import markdown_table
 from agentrt.clock import Clock, MonotonicClock
 from agentrt.langgraph.loading import LoadedGraph, load_graph
-from agentrt.langgraph.runner import RunEvent, RunResult
+from agentrt.langgraph.runner import RunEvent, RunResult, settle_cut_runs
 from agentrt.pool.pool import EndpointPool
 from agentrt.tasks import suite
 from agentrt.tracing.setup import (
@@ -169,8 +170,8 @@ async def _worker(
 
 def level_row(
     workers: int, ledgers: Sequence[RunLedger], samples: Sequence[Sample], *,
-    wall_s: float, rss_before: int, rss_after: int, answered: int, margin_s: float,
-    spans: SpanAudit, answers: AnswerAudit,
+    wall_s: float, cpu_s: float, rss_before: int, rss_after: int, answered: int,
+    margin_s: float, spans: SpanAudit, answers: AnswerAudit,
 ) -> dict[str, Any]:  # fmt: skip
     """One level's row of the table (pure)."""
     stats = deadline_stats(((r.elapsed_s, r.deadline_s) for r in ledgers), margin_s)
@@ -188,6 +189,7 @@ def level_row(
         "max ms": round(stats.overshoot_max_ms, 1),
         "loop lag p99 ms": round(1000 * quantile([s.lag_s for s in samples], 0.99), 1),
         "runs/s": round(len(ledgers) / wall_s, 2) if wall_s > 0 else 0.0,
+        "client CPU ms/run": round(1000 * cpu_s / runs, 1),
         "degraded": round(sum(r.degraded for r in ledgers) / runs, 3),
         "answered": round(answered / runs, 3),
         "calls/run": round(sum(len(r.calls) for r in ledgers) / runs, 2),
@@ -213,7 +215,7 @@ async def _level(
     rss_before, _ = process_status()
     level = _Level()
     sampler = asyncio.create_task(_sample(level, clock, plan.sample_s))
-    started = clock.now()
+    started, cpu_started = clock.now(), time.process_time()
     try:
         await asyncio.gather(*(
             _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers)
@@ -222,7 +224,8 @@ async def _level(
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
-    wall = clock.now() - started
+    wall, cpu = clock.now() - started, time.process_time() - cpu_started
+    await settle_cut_runs(timeout_s=10.0)  # graphs cut at their deadline end their spans
     flush_traces()
     span_audit, answer_audit = SpanAudit(), AnswerAudit()
     if plan.tracing:
@@ -236,7 +239,7 @@ async def _level(
     gc.collect()
     rss_after, _ = process_status()
     return level_row(
-        workers, level.ledgers, level.samples, wall_s=wall, rss_before=rss_before,
+        workers, level.ledgers, level.samples, wall_s=wall, cpu_s=cpu, rss_before=rss_before,
         rss_after=rss_after, answered=level.answered, margin_s=plan.margin_s,
         spans=span_audit, answers=answer_audit,
     )  # fmt: skip
@@ -278,10 +281,11 @@ async def _measure(ctx: BenchContext) -> Measured:
 
 
 def _tables(result: BenchResult) -> Tables:
-    deadline_cols = ["concurrent", "runs", "inside", *[k for k in result.rows[0] if
-                     k.startswith("inside +")], "overshoot p50 ms", "p99 ms", "max ms",
-                     "loop lag p99 ms", "runs/s", "degraded", "answered", "calls/run",
-                     "answers lost", "spans lost", "exceptions"] if result.rows else []  # fmt: skip
+    margin = [k for k in (result.rows[0] if result.rows else {}) if k.startswith("inside +")]
+    deadline_cols = ["concurrent", "runs", "inside", *margin, "overshoot p50 ms", "p99 ms",
+                     "max ms", "loop lag p99 ms", "runs/s", "client CPU ms/run", "degraded",
+                     "answered", "calls/run", "answers lost", "spans lost",
+                     "exceptions"]  # fmt: skip
     resource_cols = ["concurrent", "RSS start MiB", "peak growth MiB", "KiB per run in flight",
                      "left after MiB", "threads max", "sockets max"]  # fmt: skip
     return [

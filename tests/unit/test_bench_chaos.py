@@ -121,9 +121,9 @@ def test_a_load_level_row() -> None:
                for i in range(5)]  # fmt: skip
     samples = [Sample(0.001, 100 << 20, 7, 10, 5), Sample(0.02, 110 << 20, 8, 12, 5)]
     row = level_row(5, ledgers, samples, wall_s=2.0, rss_before=100 << 20,
-                    rss_after=101 << 20, answered=4, margin_s=0.05, spans=SpanAudit(),
+                    cpu_s=0.05, rss_after=101 << 20, answered=4, margin_s=0.05, spans=SpanAudit(),
                     answers=AnswerAudit())  # fmt: skip
-    assert row["runs"] == 5 and row["runs/s"] == 2.5
+    assert row["runs"] == 5 and row["runs/s"] == 2.5 and row["client CPU ms/run"] == 10.0
     assert row["inside"] == 1.0 and row["calls/run"] == 1.0 and row["answered"] == 0.8
     assert row["peak growth MiB"] == 10.0 and row["KiB per run in flight"] == 2048.0
     assert row["left after MiB"] == 1.0

@@ -1,6 +1,9 @@
-"""At the hard deadline a run returns its result at once; the cut graph unwinds
+"""What the runner does for many concurrent runs on one event loop.
+
+At the hard deadline a run returns its result at once; the cut graph unwinds
 after (on a congested event loop each turn of that unwinding would add to the
 overshoot). A run on its own pool waits for the unwinding before closing it.
+A graph's topology and a profile file are read once, not once per run.
 
 No server: the graph's node never calls an LLM, it only waits to be cut, then
 takes a few turns of the event loop to clean up, as a closing stream does.
@@ -9,11 +12,13 @@ takes a few turns of the event loop to clean up, as a closing stream does.
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.langgraph.runner import run, settle_cut_runs
+from agentrt.langgraph.runner import _load_profile_cached, _topology, run, settle_cut_runs
 from agentrt.pool import EndpointPool, EndpointSpec
 
 UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
@@ -70,3 +75,21 @@ async def test_a_run_on_its_own_pool_lets_the_cut_graph_unwind_first() -> None:
 
 async def test_settling_with_nothing_cut_returns_at_once() -> None:
     await settle_cut_runs(timeout_s=0.0)
+
+
+def test_a_graph_is_drawn_once() -> None:
+    graph = _slow_graph([])
+    assert _topology(graph) is _topology(graph)
+    assert _topology(graph).nodes == ("slow",)
+    assert _topology(_slow_graph([])) is not _topology(graph)
+
+
+def test_a_profile_file_is_parsed_once_per_version(tmp_path: Path) -> None:
+    path = tmp_path / "math.toml"
+    shutil.copy("budgets/math.toml", path)
+    first = _load_profile_cached(path)
+    assert _load_profile_cached(path) is first
+    text = path.read_text(encoding="utf-8").replace("reserve_s = 0.25", "reserve_s = 0.5")
+    path.write_text(text, encoding="utf-8")  # a tuned profile written between runs
+    again = _load_profile_cached(path)
+    assert again is not first and again.spec.reserve_s == 0.5
