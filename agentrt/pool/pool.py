@@ -95,6 +95,24 @@ class _StopAtDeadline(stop_base):
         return self.deadline.remaining() <= upcoming
 
 
+CONNECTIONS_PER_ENDPOINT = 256
+"""Connections the pool opens to one endpoint at most: a vLLM server's running
+batch (``--max-num-seqs``, 256 by default on a GPU; 128 in the CPU build).
+One request is one connection whatever its ``n``; past the server's batch a
+request would only wait in the server's queue, so it waits here instead, where
+its deadline still bounds the wait and cancelling it costs nothing."""
+
+
+def _origins(specs: Sequence[EndpointSpec]) -> dict[str, bool]:
+    """``scheme://host:port`` of each endpoint -> verify its TLS (all its specs must)."""
+    origins: dict[str, bool] = {}
+    for spec in specs:
+        parts = urlsplit(spec.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        origins[origin] = origins.get(origin, True) and spec.verify_tls
+    return origins
+
+
 class EndpointPool:
     """A pool of OpenAI-compatible endpoints in named groups.
 
@@ -111,7 +129,7 @@ class EndpointPool:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetrySettings | None = None,
         health_interval_s: float = 1.0,
-        max_connections: int = 256,
+        connections_per_endpoint: int = CONNECTIONS_PER_ENDPOINT,
     ) -> None:
         if not specs:
             raise EndpointConfigError("EndpointPool needs at least one endpoint, got none")
@@ -122,20 +140,22 @@ class EndpointPool:
         self._clock = clock or current_clock()
         self._retry = retry or RetrySettings()
         self._health_interval_s = health_interval_s
+        # One connection pool per endpoint (origin), so an endpoint that stalls
+        # with its connections open cannot use up the others'; TLS is verified
+        # except on the endpoints that opt out, one by one.
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=connections_per_endpoint,
+            max_keepalive_connections=connections_per_endpoint,
         )
-        # TLS is verified everywhere except on the endpoints that opt out, one by one.
-        unverified: dict[str, httpx.AsyncBaseTransport | None] = {}
+        verified = httpx.create_ssl_context()  # loading the CA bundle once, not per endpoint
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         if transport is None:
-            for spec in specs:
-                if not spec.verify_tls:
-                    parts = urlsplit(spec.url)
-                    unverified[f"{parts.scheme}://{parts.netloc}"] = httpx.AsyncHTTPTransport(
-                        verify=False, limits=limits
-                    )
+            for origin, verify in _origins(specs).items():
+                mounts[origin] = httpx.AsyncHTTPTransport(
+                    verify=verified if verify else False, limits=limits
+                )
         self._http = httpx.AsyncClient(
-            transport=transport, limits=limits, verify=True, mounts=unverified
+            transport=transport, limits=limits, verify=verified, mounts=mounts
         )
         self._states = [EndpointState(spec=s) for s in specs]
         self._clients = {s.url: EndpointClient(s, self._http, self._clock) for s in specs}

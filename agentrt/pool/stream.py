@@ -3,7 +3,10 @@
 Leaving the ``async with`` block (or calling :meth:`ChatStream.aclose`) closes
 the HTTP response, which makes vLLM abort every branch of the request. A stream
 read past its deadline stops quietly, keeps what it had and says so
-(``cut_by_deadline``): the caller decides from the branches it has.
+(``cut_by_deadline``): the caller decides from the branches it has. What a
+stream holds is bounded by its request: a server that sends a branch more
+than twice ``max_tokens``, or a choice index it was not asked for, is a
+:class:`~agentrt.errors.ProtocolError`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from agentrt.clock import Clock, Cutoff
-from agentrt.errors import EndpointError, EndpointUnavailable
+from agentrt.errors import EndpointError, EndpointUnavailable, ProtocolError
 from agentrt.pool.protocol import (
     BranchFinished,
     ChatRequest,
@@ -99,6 +102,9 @@ class ChatStream:
         self._deadline_at = deadline_at
         self._on_close = on_close
         self._done = False
+        # What one branch may hold: its memory stays bounded by max_tokens whatever
+        # the server sends (vLLM counts a final EOS; a speculative step carries several).
+        self._token_cap = 2 * request.max_tokens + 8
 
     # -- state ----------------------------------------------------------------
 
@@ -191,7 +197,13 @@ class ChatStream:
 
     def _record(self, event: StreamEvent) -> None:
         if isinstance(event, TokenDelta):
-            self._branch(event.index).add(event)
+            branch = self._branch(event.index)
+            branch.add(event)
+            if max(branch.tokens, len(branch.token_times)) > self._token_cap:
+                raise ProtocolError(
+                    self.url, f"branch {event.index} sent {branch.tokens} tokens in "
+                    f"{len(branch.token_times)} chunks, past max_tokens {self.request.max_tokens}",
+                )  # fmt: skip
         elif isinstance(event, BranchFinished):
             branch = self._branch(event.index)
             branch.finish_reason = event.reason
@@ -204,6 +216,10 @@ class ChatStream:
 
     def _branch(self, index: int) -> BranchRecord:
         if index not in self.branches:
+            if not 0 <= index < self.request.n:
+                raise ProtocolError(
+                    self.url, f"choice index {index} is not one of the n={self.request.n} asked for"
+                )
             self.branches[index] = BranchRecord(index=index)
         return self.branches[index]
 

@@ -4,6 +4,7 @@ agentrt error naming the endpoint, or handled; never a hang or another exception
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -104,7 +105,8 @@ async def test_an_enormous_stream_is_read_in_linear_time() -> None:
     chunks = [sse(token_chunk(i % 2, "x" * 20)) for i in range(40_000)]
     chunks += [sse(token_chunk(0, ".", "length")), sse(token_chunk(1, ".", "length"))]
     chunks += [sse(usage_chunk(10, 40_002)), sse("[DONE]")]
-    async with _pool(FakeVLLM(chunks=chunks)) as pool, pool.stream(REQUEST) as stream:
+    long = dataclasses.replace(REQUEST, max_tokens=20_001)  # more would be a ProtocolError
+    async with _pool(FakeVLLM(chunks=chunks)) as pool, pool.stream(long) as stream:
         await stream.collect()
     assert stream.complete and stream.completion_tokens == 40_002
     assert len(stream.branches[0].text) == 20_000 * 20 + 1

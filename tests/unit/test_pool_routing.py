@@ -149,3 +149,46 @@ def test_a_pool_needs_distinct_endpoints() -> None:
     spec = EndpointSpec(url="http://h:1")
     with pytest.raises(EndpointConfigError, match="listed twice"):
         EndpointPool([spec, spec])
+
+
+async def test_an_endpoint_holding_its_connections_does_not_starve_another() -> None:
+    """Each endpoint has its own connection limit: requests stuck on a silent
+    endpoint (loopback sockets that accept and never answer) leave the other
+    endpoint's connections free."""
+    import asyncio
+
+    held: list[asyncio.StreamWriter] = []
+    both_held = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        held.append(writer)
+        if len(held) == 2:
+            both_held.set()
+        await asyncio.Event().wait()  # holds the connection, never answers
+
+    async def healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    servers = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (silent, healthy)]
+    ports = [int(s.sockets[0].getsockname()[1]) for s in servers]
+    specs = [EndpointSpec(url=f"http://127.0.0.1:{p}") for p in ports]
+    pool = EndpointPool(specs, health_interval_s=0, connections_per_endpoint=2)
+    stuck = [
+        asyncio.create_task(pool.client(pool.endpoints[0]).health(timeout_s=60)) for _ in range(2)
+    ]
+    try:
+        await both_held.wait()  # both requests hold the silent endpoint's two connections
+        # With one limit of 2 for the whole pool this request would wait for a
+        # connection until its pool timeout and answer False.
+        assert await pool.client(pool.endpoints[1]).health(timeout_s=5)
+    finally:
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        await pool.aclose()
+        for server in servers:
+            server.close()

@@ -82,6 +82,28 @@ async def test_malformed_sse_is_a_protocol_error(chunks: list[bytes], match: str
         assert pool.endpoints[0].in_flight == 0
 
 
+async def test_a_branch_past_max_tokens_is_a_protocol_error_with_bounded_memory() -> None:
+    request = ChatRequest(messages=[{"role": "user", "content": "?"}], n=1, max_tokens=4)
+    chunks = [sse(token_chunk(0, "x")) for _ in range(1000)]  # a server ignoring max_tokens
+    async with pool_for(FakeCluster(a=FakeVLLM(chunks=chunks)), "a") as pool:
+        with pytest.raises(ProtocolError, match="past max_tokens 4"):
+            async with pool.stream(request) as stream:
+                async for _ in stream:
+                    pass
+        assert stream.branches[0].tokens == 2 * 4 + 8 + 1  # stopped at the cap
+        assert pool.endpoints[0].in_flight == 0
+
+
+async def test_a_choice_index_not_asked_for_is_a_protocol_error() -> None:
+    chunks = [sse(token_chunk(0, "a")), sse(token_chunk(7, "b"))]  # n = 2 asked
+    async with pool_for(FakeCluster(a=FakeVLLM(chunks=chunks)), "a") as pool:
+        with pytest.raises(ProtocolError, match="choice index 7"):
+            async with pool.stream(REQUEST) as stream:
+                async for _ in stream:
+                    pass
+        assert set(stream.branches) == {0, 1}
+
+
 async def test_a_server_error_mid_stream_ejects_the_endpoint() -> None:
     chunks = [sse(token_chunk(0, "4")), sse({"error": {"message": "EngineCore died"}})]
     async with pool_for(FakeCluster(a=FakeVLLM(chunks=chunks)), "a") as pool:
