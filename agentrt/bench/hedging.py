@@ -104,6 +104,7 @@ class CallRecord:
     tokens: int
     degraded: bool
     correct: bool
+    reason: str | None = None
 
 
 def mode_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -127,6 +128,7 @@ def mode_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "straggled": len(straggled),
             "straggled_median_s": round(statistics.median(straggled), 3) if straggled else None,
             "hedge_rate": round(sum(r["hedged"] for r in at) / len(at), 3),
+            "hedged_straggled": sum(r["hedged"] for r in at if r["straggled"]),
             "hedges_won": sum(r["hedge_won"] for r in at),
             "tokens": tokens,
             "tokens_per_call": round(tokens / len(at), 1),
@@ -183,6 +185,7 @@ async def run_hedging(
                         latency_s=round(result.latency_s, 4), hedged=result.hedged,
                         hedge_won=result.hedge_won, tokens=result.completion_tokens,
                         degraded=result.degraded, correct=answer == task.answer,
+                        reason=result.degraded_reason,
                     )
                 )  # fmt: skip
     return records

@@ -42,6 +42,7 @@ def test_mode_rows_summarise_each_mode() -> None:
     assert (off["hedging"], on["hedging"]) == ("off", "on")
     assert off["max_s"] == 2.5 and on["max_s"] == 1.0
     assert on["hedge_rate"] == 0.1 and on["hedges_won"] == 1 and off["hedge_rate"] == 0.0
+    assert on["hedged_straggled"] == 1
     assert off["straggled"] == 1 and on["straggled_median_s"] == 1.0
     assert off["tokens_per_call"] == 10.0 and on["accuracy"] == 1.0
 
