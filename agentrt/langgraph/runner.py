@@ -9,11 +9,14 @@ consistent state and each node's start and end, and enforces the deadline with
 LangGraph's own levers: ``RunControl.request_drain`` at the soft instant (the
 run stops cleanly at the next superstep boundary) and cancellation of the run
 at the hard instant (in-flight LLM streams close, which aborts them in vLLM).
-At the hard instant the result returns at once: the cut graph is cancelled
-and unwinds in the background (its streams close within a few turns of the
-event loop), so on a congested loop the unwinding, several turns long, does
-not add to the overshoot. A run on a pool it opened itself waits for the
-unwinding before closing that pool; :func:`settle_cut_runs` waits for all.
+
+Both timers are armed early by the event loop's recent lag (:mod:`agentrt.lag`),
+so a loop congested by many runs still returns them by their deadline. At the
+hard instant the result returns at once: the cut graph is cancelled and
+unwinds in the background (its streams close within a few turns of the event
+loop), so on a congested loop the unwinding, several turns long, does not add
+to the overshoot. A run on a pool it opened itself waits for the unwinding
+before closing that pool; :func:`settle_cut_runs` waits for all.
 
 Past the deadline, ``on_expiry = "degrade"`` returns the last consistent state
 plus the results of tasks that finished in the cut superstep, flagged;
@@ -42,6 +45,7 @@ from agentrt.budget.topology import GraphTopology
 from agentrt.clock import Clock, current_clock, timeout_after
 from agentrt.deadline import Deadline
 from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded
+from agentrt.lag import LoopLag, loop_lag
 from agentrt.langgraph.scope import CallRecord, RunScope, run_scope
 from agentrt.pool.endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool.local import pool_endpoints
@@ -65,6 +69,8 @@ __all__ = [
     "sync_nodes",
 ]
 
+CUT_SLACK_S = 0.001
+"""A deadline timer that would fire this close to its instant fires now."""
 UNWIND_WAIT_S = 5.0
 """How long a run on its own pool waits, after returning its result, for a cut
 graph to unwind before it closes the pool."""
@@ -348,18 +354,19 @@ async def _drive(
     refusal: Exception | None = None
     run_id = str(uuid.uuid4())
     run_config = {**(config or {}), "run_id": run_id}
-    with run_scope(scope):
-        drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control))
+    with run_scope(scope), loop_lag().measuring() as lag:
+        drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control, lag))
         streaming = asyncio.create_task(
             _stream(graph, input, run_config, context, control, progress, manager, on_event,
                     traced),
             name=f"agentrt-run-{run_id}",
         )  # fmt: skip
         try:
-            async with timeout_after(deadline.remaining()):
-                await asyncio.shield(streaming)
-        except TimeoutError:
-            reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
+            early_s = await _finish_or_cut(streaming, deadline, lag)
+            if early_s is not None:
+                reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
+                if early_s >= 0.001:
+                    reason += f" (cut {early_s:.3f}s early for the event loop's lag)"
         except GraphDrained:
             reason = f"drained at the soft deadline ({manager.profile.spec.reserve_s:.3f}s reserve)"
         except (BudgetRefused, DeadlineExceeded) as exc:  # on_expiry = "raise": a node refused
@@ -466,10 +473,30 @@ def _observe(
         on_event(RunEvent(kind, node, task_id, deadline.elapsed(), deadline.remaining(), error))
 
 
-async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl) -> None:
+async def _finish_or_cut(
+    task: asyncio.Task[None], deadline: Deadline, lag: LoopLag
+) -> float | None:
+    """Wait for the graph until the hard deadline, its timer armed early by the
+    loop's recent lag (re-armed if the lag has fallen when it fires). ``None``
+    when the graph finished (its exception raised), else how early it was cut."""
+    while True:
+        left = deadline.remaining() - lag.margin_s()
+        if left <= CUT_SLACK_S and not task.done():
+            return max(0.0, deadline.remaining())
+        try:
+            async with timeout_after(left):
+                await asyncio.shield(task)
+            return None
+        except TimeoutError:
+            if task.done():  # the graph itself raised TimeoutError
+                raise
+
+
+async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl, lag: LoopLag) -> None:
     if deadline.soft_at >= deadline.hard_at:
         return
-    await deadline.clock.sleep(deadline.soft_remaining())
+    while (left := deadline.soft_remaining() - lag.margin_s()) > CUT_SLACK_S:
+        await deadline.clock.sleep(left)
     control.request_drain("agentrt soft deadline")
 
 

@@ -18,6 +18,8 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
+from agentrt.clock import MonotonicClock
+from agentrt.lag import loop_lag
 from agentrt.langgraph.runner import _load_profile_cached, _topology, run, settle_cut_runs
 from agentrt.pool import EndpointPool, EndpointSpec
 
@@ -63,6 +65,18 @@ async def test_the_result_returns_before_the_cut_graph_unwinds() -> None:
         assert log == ["started", "unwound"], "the cut node was cancelled and cleaned up"
     finally:
         await pool.aclose()
+
+
+async def test_on_a_lagging_loop_the_cut_comes_early_by_the_lag() -> None:
+    loop_lag().window.add(MonotonicClock().now(), 0.15)  # lately its timers ran 150 ms late
+    pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    try:
+        result = await run(_slow_graph([]), {"started": True}, deadline=0.4, pool=pool)
+    finally:
+        await pool.aclose()
+        await settle_cut_runs()
+    assert result.reason is not None
+    assert "hard deadline" in result.reason and "early for the event loop's lag" in result.reason
 
 
 async def test_a_run_on_its_own_pool_lets_the_cut_graph_unwind_first() -> None:
