@@ -5,7 +5,9 @@ runs each) under one deadline, all on this process's event loop; the
 workers' first runs start spread evenly over one deadline, so about N runs
 are in flight at any time rather than N starting in the same instant. A
 sampler reads the event loop's lag, the process's resident memory, its
-threads and open sockets every ``sample_s``. Per level: the share of runs
+threads and open sockets every ``sample_s``, and every garbage collection's
+pause. The process freezes what it loaded (``gc.freeze()``) before the first
+level, as a service should after start-up. Per level: the share of runs
 inside the deadline and inside it plus the margin, overshoot quantiles, runs
 per second, the degraded share, the peak memory growth over the level's
 start and per run in flight, the memory left after the level, the most
@@ -17,12 +19,14 @@ must still end by their deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import itertools
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +75,10 @@ class LoadPlan:
     graph: str = GRAPH
     tracing: bool = True
     """JSONL tracing on, as ``agentrt run`` has it by default."""
+    gc_freeze: bool = True
+    """``gc.freeze()`` once the graph and pool are loaded, as a service running many
+    runs should after start-up: collections then scan only what the runs made
+    (a full collection of the loaded libraries stops the loop for ~0.1-0.4 s)."""
 
     @classmethod
     def quick(cls) -> LoadPlan:
@@ -123,15 +131,37 @@ class _Level:
     ledgers: list[RunLedger] = field(default_factory=list)
     answered: int = 0
     in_flight: int = 0
+    gc_pauses: list[float] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _gc_pauses(into: list[float], clock: Clock) -> Iterator[None]:
+    """Record how long each garbage collection stops the process inside the block."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [clock.now()]
+        elif started:
+            into.append(clock.now() - started[0])
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
 
 
 async def _sample(level: _Level, clock: Clock, every_s: float) -> None:
-    while True:
+    sockets = 0
+    for count in itertools.count():
         before = clock.now()
         await clock.sleep(every_s)
         lag = max(0.0, clock.now() - before - every_s)
         rss, threads = process_status()
-        level.samples.append(Sample(lag, rss, threads, open_sockets(), level.in_flight))
+        if count % 5 == 0:  # listing the sockets costs a readlink per open file
+            sockets = open_sockets()
+        level.samples.append(Sample(lag, rss, threads, sockets, level.in_flight))
 
 
 async def _worker(
@@ -171,7 +201,7 @@ async def _worker(
 def level_row(
     workers: int, ledgers: Sequence[RunLedger], samples: Sequence[Sample], *,
     wall_s: float, cpu_s: float, rss_before: int, rss_after: int, answered: int,
-    margin_s: float, spans: SpanAudit, answers: AnswerAudit,
+    margin_s: float, spans: SpanAudit, answers: AnswerAudit, gc_pauses: Sequence[float] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """One level's row of the table (pure)."""
     stats = deadline_stats(((r.elapsed_s, r.deadline_s) for r in ledgers), margin_s)
@@ -188,6 +218,7 @@ def level_row(
         "p99 ms": round(stats.overshoot_p99_ms, 1),
         "max ms": round(stats.overshoot_max_ms, 1),
         "loop lag p99 ms": round(1000 * quantile([s.lag_s for s in samples], 0.99), 1),
+        "GC pause max ms": round(1000 * max(gc_pauses, default=0.0), 1),
         "runs/s": round(len(ledgers) / wall_s, 2) if wall_s > 0 else 0.0,
         "client CPU ms/run": round(1000 * cpu_s / runs, 1),
         "degraded": round(sum(r.degraded for r in ledgers) / runs, 3),
@@ -217,10 +248,11 @@ async def _level(
     sampler = asyncio.create_task(_sample(level, clock, plan.sample_s))
     started, cpu_started = clock.now(), time.process_time()
     try:
-        await asyncio.gather(*(
-            _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers)
-            for w in range(workers)
-        ))  # fmt: skip
+        with _gc_pauses(level.gc_pauses, clock):
+            await asyncio.gather(*(
+                _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers)
+                for w in range(workers)
+            ))  # fmt: skip
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
@@ -241,7 +273,7 @@ async def _level(
     return level_row(
         workers, level.ledgers, level.samples, wall_s=wall, cpu_s=cpu, rss_before=rss_before,
         rss_after=rss_after, answered=level.answered, margin_s=plan.margin_s,
-        spans=span_audit, answers=answer_audit,
+        spans=span_audit, answers=answer_audit, gc_pauses=level.gc_pauses,
     )  # fmt: skip
 
 
@@ -253,6 +285,9 @@ async def _measure(ctx: BenchContext) -> Measured:
     latency = ctx.latency_models()
     rows = []
     previous = current_tracing()
+    if plan.gc_freeze:
+        gc.collect()
+        gc.freeze()
     try:
         for workers in plan.levels:
             with tempfile.TemporaryDirectory(prefix="agentrt-load-") as tmp:
@@ -269,13 +304,16 @@ async def _measure(ctx: BenchContext) -> Measured:
             ctx.console.print(f"load: {workers} concurrent: {row}")
             rows.append(row)
     finally:
+        if plan.gc_freeze:
+            gc.unfreeze()
         if previous is not None:
             configure_tracing(previous.settings)
     limits = {e.spec.url: e.spec.group for e in ctx.pool.endpoints}
     parameters = {
         "graph": plan.graph, "levels": list(plan.levels), "deadline_s": plan.deadline_s,
         "rounds": plan.rounds, "count": plan.rounds, "margin_s": plan.margin_s,
-        "tracing": plan.tracing, "endpoints": limits,
+        "tracing": plan.tracing, "gc_freeze": plan.gc_freeze, "endpoints": limits,
+        "sample_s": plan.sample_s,
     }  # fmt: skip
     return Measured(parameters, rows)
 
@@ -283,9 +321,9 @@ async def _measure(ctx: BenchContext) -> Measured:
 def _tables(result: BenchResult) -> Tables:
     margin = [k for k in (result.rows[0] if result.rows else {}) if k.startswith("inside +")]
     deadline_cols = ["concurrent", "runs", "inside", *margin, "overshoot p50 ms", "p99 ms",
-                     "max ms", "loop lag p99 ms", "runs/s", "client CPU ms/run", "degraded",
-                     "answered", "calls/run", "answers lost", "spans lost",
-                     "exceptions"]  # fmt: skip
+                     "max ms", "loop lag p99 ms", "GC pause max ms", "runs/s",
+                     "client CPU ms/run", "degraded", "answered", "calls/run", "answers lost",
+                     "spans lost", "exceptions"]  # fmt: skip
     resource_cols = ["concurrent", "RSS start MiB", "peak growth MiB", "KiB per run in flight",
                      "left after MiB", "threads max", "sockets max"]  # fmt: skip
     return [
