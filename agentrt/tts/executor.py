@@ -26,7 +26,7 @@ from agentrt.errors import (
     NoHealthyEndpoint,
     ProtocolError,
 )
-from agentrt.pool.endpoint import PLAIN_GROUP
+from agentrt.pool.endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool.pool import Backend
 from agentrt.pool.protocol import BranchFinished, ChatRequest, Message
 from agentrt.pool.stream import BranchRecord, ChatStream
@@ -218,7 +218,12 @@ class TTSExecutor:
             raise ConfigurationError(f"on_refusal must be 'degrade' or 'raise', got {on_refusal!r}")
         self.backend = backend
         self.models = models or CallModels()
-        self.space = space or SearchSpace(groups=tuple(self.models.latency))
+        self.space = space or SearchSpace(
+            groups=tuple(self.models.latency),
+            greedy_only_groups=greedy_only_groups(
+                e.spec for e in getattr(backend, "endpoints", None) or ()
+            ),
+        )
         self.objective = objective
         self.sla_quantile = sla_quantile
         self.lambda_tokens = lambda_tokens
@@ -283,8 +288,9 @@ class TTSExecutor:
                     refused.considered, 0)  # fmt: skip
 
     def _live_load(self) -> dict[str, int]:
-        """Sequences already decoding per group: on the least-loaded endpoint of each
-        group (where the pool will route), from the pool's own in-flight counts."""
+        """Sequences already on the least-loaded endpoint of each group (where the
+        pool will route): our own in-flight requests, or the server's running plus
+        waiting count when other clients load it more (``EndpointState.load``)."""
         endpoints = getattr(self.backend, "endpoints", None)
         if not endpoints:
             return {}
@@ -293,7 +299,8 @@ class TTSExecutor:
         for endpoint in endpoints:
             if endpoint.healthy(now):
                 group = endpoint.spec.group
-                load[group] = min(load.get(group, endpoint.in_flight), endpoint.in_flight)
+                here = math.ceil(endpoint.load)
+                load[group] = min(load.get(group, here), here)
         return load
 
     # -- running --------------------------------------------------------------------

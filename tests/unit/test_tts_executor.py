@@ -110,3 +110,25 @@ def test_a_longer_slice_plans_more_compute() -> None:
 
 def test_prompt_token_estimate() -> None:
     assert estimate_prompt_tokens(MESSAGES) == len("What is 3 plus 4?") // 4 + 4
+
+
+async def test_a_default_executor_keeps_greedy_only_groups_greedy() -> None:
+    cluster = FakeCluster(a=FakeVLLM(), s=FakeVLLM())
+    specs = [
+        EndpointSpec(url=cluster.url("a")),
+        EndpointSpec(url=cluster.url("s"), group="spec", greedy_only=True),
+    ]
+    async with EndpointPool(specs, transport=cluster.transport, health_interval_s=0) as pool:
+        executor = TTSExecutor(pool, models=CallModels(latency={
+            "plain": LatencyModel.prior("plain"), "spec": LatencyModel.prior("spec")}))  # fmt: skip
+        assert executor.space.greedy_only_groups == ("spec",)
+
+
+async def test_planning_load_counts_other_clients_the_server_reports() -> None:
+    async with pool_of(FakeCluster(a=FakeVLLM()), "a") as pool:
+        executor = TTSExecutor(pool)
+        assert executor._live_load() == {"plain": 0}
+        pool.endpoints[0].server_running, pool.endpoints[0].server_waiting = 6.0, 3.0
+        assert executor._live_load() == {"plain": 9}  # another client's 9 sequences
+        pool.endpoints[0].in_flight = 12
+        assert executor._live_load() == {"plain": 15}  # ours, counted once, plus the queue
