@@ -367,6 +367,8 @@ async def _drive(
                 reason = f"hard deadline of {deadline.budget_s:.3f}s reached"
                 if early_s >= 0.001:
                     reason += f" (cut {early_s:.3f}s early for the event loop's lag)"
+        except TimeoutError:  # a node's own timeout, not the run's deadline
+            reason = "a node raised TimeoutError"
         except GraphDrained:
             reason = f"drained at the soft deadline ({manager.profile.spec.reserve_s:.3f}s reserve)"
         except (BudgetRefused, DeadlineExceeded) as exc:  # on_expiry = "raise": a node refused
@@ -480,15 +482,17 @@ async def _finish_or_cut(
     loop's recent lag (re-armed if the lag has fallen when it fires). ``None``
     when the graph finished (its exception raised), else how early it was cut."""
     while True:
+        if task.done():  # also when it finished just as the timer fired
+            task.result()
+            return None
         left = deadline.remaining() - lag.margin_s()
-        if left <= CUT_SLACK_S and not task.done():
+        if left <= CUT_SLACK_S:
             return max(0.0, deadline.remaining())
         try:
-            async with timeout_after(left):
+            async with timeout_after(left) as timer:
                 await asyncio.shield(task)
-            return None
         except TimeoutError:
-            if task.done():  # the graph itself raised TimeoutError
+            if not timer.expired():  # the graph raised TimeoutError itself
                 raise
 
 

@@ -16,11 +16,19 @@ import shutil
 from pathlib import Path
 from typing import Any, TypedDict
 
+import pytest
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.clock import MonotonicClock
-from agentrt.lag import loop_lag
-from agentrt.langgraph.runner import _load_profile_cached, _topology, run, settle_cut_runs
+from agentrt.clock import FakeClock, MonotonicClock
+from agentrt.deadline import Deadline
+from agentrt.lag import LoopLag, loop_lag
+from agentrt.langgraph.runner import (
+    _finish_or_cut,
+    _load_profile_cached,
+    _topology,
+    run,
+    settle_cut_runs,
+)
 from agentrt.pool import EndpointPool, EndpointSpec
 
 UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
@@ -107,3 +115,31 @@ def test_a_profile_file_is_parsed_once_per_version(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")  # a tuned profile written between runs
     again = _load_profile_cached(path)
     assert again is not first and again.spec.reserve_s == 0.5
+
+
+async def test_waiting_for_the_graph_tells_finished_from_cut() -> None:
+    async def done() -> None:
+        return None
+
+    async def times_out() -> None:
+        raise TimeoutError  # a node's own timeout
+
+    async def never() -> None:
+        await asyncio.Event().wait()
+
+    finished = asyncio.create_task(done())
+    await finished
+    lag = LoopLag()
+    # Finished before (or just as) the timer fired: not a cut, even past the deadline.
+    clock = FakeClock()
+    past = Deadline.after(1.0, clock=clock)
+    clock.advance(2.0)
+    assert past.expired and await _finish_or_cut(finished, past, lag) is None
+    with pytest.raises(TimeoutError):  # the graph's own TimeoutError is not the deadline's
+        await _finish_or_cut(asyncio.create_task(times_out()), Deadline.after(30.0), lag)
+    hanging = asyncio.create_task(never())
+    try:
+        early = await _finish_or_cut(hanging, Deadline.after(0.05), lag)
+        assert early is not None and early >= 0.0 and not hanging.done()
+    finally:
+        hanging.cancel()
