@@ -198,8 +198,8 @@ def ledger_of(
     """The audit's view of one run (pure): its calls, node tasks seen, writes."""
     started = sum(1 for e in events if e.kind == "node_started")
     if result is None:
-        return RunLedger(number, graph, deadline_s, elapsed_s,
-                         raised=type(raised).__name__ if raised else "no result",
+        what = f"{type(raised).__name__}: {raised}"[:300] if raised else "no result"
+        return RunLedger(number, graph, deadline_s, elapsed_s, raised=what,
                          nodes_started=started)  # fmt: skip
     calls = tuple(
         CallEntry(c.allocation.index, c.allocation.visit,

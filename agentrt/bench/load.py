@@ -239,7 +239,7 @@ def level_row(
 async def _level(
     workers: int, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
     latency: Mapping[str, LatencyModel], seed: int, traces_dir: Path,
-) -> dict[str, Any]:  # fmt: skip
+) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
     clock = MonotonicClock()
     tasks = suite(str(loaded.module.TASK_SUITE), seed, workers * plan.rounds)
     gc.collect()
@@ -270,11 +270,13 @@ async def _level(
             answer_audit += audit_answers(ledger, mine)
     gc.collect()
     rss_after, _ = process_status()
-    return level_row(
+    row = level_row(
         workers, level.ledgers, level.samples, wall_s=wall, cpu_s=cpu, rss_before=rss_before,
         rss_after=rss_after, answered=level.answered, margin_s=plan.margin_s,
         spans=span_audit, answers=answer_audit, gc_pauses=level.gc_pauses,
     )  # fmt: skip
+    raised = [r.raised for r in level.ledgers if r.raised is not None]
+    return row, raised
 
 
 async def _measure(ctx: BenchContext) -> Measured:
@@ -283,7 +285,8 @@ async def _measure(ctx: BenchContext) -> Measured:
         plan = replace(plan, rounds=ctx.count)
     loaded = load_graph(plan.graph)
     latency = ctx.latency_models()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    exceptions: list[str] = []
     previous = current_tracing()
     if plan.gc_freeze:
         gc.collect()
@@ -296,13 +299,14 @@ async def _measure(ctx: BenchContext) -> Measured:
                     settings = TracingSettings(exporters=("jsonl",), traces_dir=Path(tmp))
                     tracing = configure_tracing(settings)
                 try:
-                    row = await _level(workers, plan, loaded, ctx.pool, latency, ctx.seed,
-                                       Path(tmp))  # fmt: skip
+                    row, raised = await _level(workers, plan, loaded, ctx.pool, latency,
+                                               ctx.seed, Path(tmp))  # fmt: skip
                 finally:
                     if tracing is not None:
                         tracing.shutdown()
             ctx.console.print(f"load: {workers} concurrent: {row}")
             rows.append(row)
+            exceptions.extend(f"{workers} concurrent: {r}" for r in raised[:10])
     finally:
         if plan.gc_freeze:
             gc.unfreeze()
@@ -315,7 +319,7 @@ async def _measure(ctx: BenchContext) -> Measured:
         "tracing": plan.tracing, "gc_freeze": plan.gc_freeze, "endpoints": limits,
         "sample_s": plan.sample_s,
     }  # fmt: skip
-    return Measured(parameters, rows)
+    return Measured(parameters, rows, {"exceptions": exceptions})
 
 
 def _tables(result: BenchResult) -> Tables:
