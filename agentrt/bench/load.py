@@ -1,9 +1,12 @@
 """``load``: many concurrent graph runs with deadlines on one event loop.
 
-At each level N, N workers run ``graphs/math.py`` back to back (``rounds``
-runs each) under one deadline, all on this process's event loop; the
-workers' first runs start spread evenly over one deadline, so about N runs
-are in flight at any time rather than N starting in the same instant. A
+At each level N, N workers each run ``graphs/math.py`` ``rounds`` times under
+one deadline D, all on this process's event loop. Worker k starts its r-th
+run at ``(r + k/N) * D``: starts are spread evenly, so about N runs are in
+flight at any time rather than N starting in the same instant, and the
+offered load is N runs per D whether runs use their whole deadline or
+degrade early (back-to-back runs would start more runs the faster they
+fail). A
 sampler reads the event loop's lag, the process's resident memory, its
 threads and open sockets every ``sample_s``, and every garbage collection's
 pause. The process freezes what it loaded (``gc.freeze()``) before the first
@@ -167,12 +170,14 @@ async def _sample(level: _Level, clock: Clock, every_s: float) -> None:
 async def _worker(
     worker: int, level: _Level, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
     latency: Mapping[str, LatencyModel], tasks: Sequence[Any], clock: Clock, seed: int,
-    workers: int,
+    workers: int, origin: float,
 ) -> None:  # fmt: skip
     import agentrt
 
-    await clock.sleep(plan.deadline_s * worker / workers)
     for r in range(plan.rounds):
+        # Run r of this worker starts at its slot, whenever the last one ended:
+        # N workers offer N runs per deadline, however fast runs degrade.
+        await clock.sleep(max(0.0, origin + plan.deadline_s * (r + worker / workers) - clock.now()))
         number = worker * plan.rounds + r
         events: list[RunEvent] = []
         result: RunResult | None = None
@@ -250,7 +255,8 @@ async def _level(
     try:
         with _gc_pauses(level.gc_pauses, clock):
             await asyncio.gather(*(
-                _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers)
+                _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers,
+                        started)
                 for w in range(workers)
             ))  # fmt: skip
     finally:
