@@ -497,9 +497,18 @@ async def _finish_or_cut(
 
 
 async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl, lag: LoopLag) -> None:
+    """Ask the graph to stop at its next superstep boundary halfway through the
+    wrap-up reserve (between the soft and the hard instant).
+
+    Calls are sliced to end by the soft instant; a wrap-up step (``combine``,
+    ``finish``) that starts in the first half of the reserve still runs, and the
+    second half is for that step and returning. Draining at the soft instant
+    itself would stop exactly the runs whose last call used its whole slice,
+    just before the step that turns their work into an answer."""
     if deadline.soft_at >= deadline.hard_at:
         return
-    while (left := deadline.soft_remaining() - lag.margin_s()) > CUT_SLACK_S:
+    drain_at = (deadline.soft_at + deadline.hard_at) / 2
+    while (left := drain_at - deadline.clock.now() - lag.margin_s()) > CUT_SLACK_S:
         await deadline.clock.sleep(left)
     control.request_drain("agentrt soft deadline")
 

@@ -143,3 +143,55 @@ async def test_waiting_for_the_graph_tells_finished_from_cut() -> None:
         assert early is not None and early >= 0.0 and not hanging.done()
     finally:
         hanging.cancel()
+
+
+def _work_then_finish(overrun_s: float) -> Any:
+    """``work`` ends ``overrun_s`` past the soft instant (a call that used its whole
+    slice, plus the graph's own turn-around); ``finish`` turns it into an answer."""
+    from agentrt.langgraph import get_budget
+
+    async def work(state: S) -> S:
+        budget = get_budget()
+        assert budget is not None
+        await asyncio.sleep(max(0.0, budget.soft_remaining_s) + overrun_s)
+        return {"started": True}
+
+    async def finish(state: S) -> S:
+        return {"done": True}
+
+    builder = StateGraph(S)
+    builder.add_node("work", work)
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "work")
+    builder.add_edge("work", "finish")
+    builder.add_edge("finish", END)
+    return builder.compile(name="wrapup")
+
+
+async def test_a_wrap_up_step_starting_just_after_the_soft_instant_still_runs() -> None:
+    from agentrt.budget.profile import BudgetProfile
+
+    profile = BudgetProfile.default().with_spec(reserve_s=0.3)
+    pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    try:
+        result = await run(_work_then_finish(0.03), {}, deadline=1.2, profile=profile, pool=pool)
+    finally:
+        await pool.aclose()
+        await settle_cut_runs()
+    assert result.state.get("done") is True, result.reason
+    assert not result.cut
+
+
+async def test_a_run_still_working_late_in_the_reserve_is_drained() -> None:
+    from agentrt.budget.profile import BudgetProfile
+
+    profile = BudgetProfile.default().with_spec(reserve_s=0.3)
+    pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    try:
+        # work ends 0.2 s past the soft instant: past the drain (0.15 s in), before the cut.
+        result = await run(_work_then_finish(0.2), {}, deadline=1.2, profile=profile, pool=pool)
+    finally:
+        await pool.aclose()
+        await settle_cut_runs()
+    assert result.degraded and result.reason is not None and "soft deadline" in result.reason
+    assert "done" not in result.state and result.state.get("started") is True
