@@ -35,7 +35,7 @@ from agentrt.tts.accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts.answers import AnswerSpec, LastNumber
 from agentrt.tts.branch import BranchView
 from agentrt.tts.config import TTSConfig
-from agentrt.tts.hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
+from agentrt.tts.hedging import HedgePolicy, hedge_at, hedge_delay_s, shared_bucket
 from agentrt.tts.latency import LatencyModel
 from agentrt.tts.length import LengthModel
 from agentrt.tts.planner import (
@@ -234,7 +234,7 @@ class TTSExecutor:
         self._clock = clock or current_clock()
         self._calls = 0
         self.hedge = HedgePolicy.coerce(hedge)
-        self.hedge_bucket = None if self.hedge is None else TokenBucket.for_policy(self.hedge)
+        self.hedge_bucket = None if self.hedge is None else shared_bucket(backend, self.hedge)
 
     # -- planning -----------------------------------------------------------------
 

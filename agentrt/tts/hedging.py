@@ -13,13 +13,14 @@ Everything here is pure or a few lines of state; the executor does the I/O.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field, replace
 
 from agentrt.errors import ConfigurationError
 from agentrt.tts.config import TTSConfig
 from agentrt.tts.planner import PlanInputs, predict
 
-__all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s"]
+__all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s", "shared_bucket"]
 
 _ROUNDING = 1e-9
 
@@ -107,6 +108,21 @@ class TokenBucket:
             return False
         self.tokens = max(0.0, self.tokens - 1.0)
         return True
+
+
+_BUCKETS: weakref.WeakKeyDictionary[object, dict[HedgePolicy, TokenBucket]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_bucket(backend: object, policy: HedgePolicy) -> TokenBucket:
+    """The one bucket of ``policy`` on ``backend``: hedges load the servers, so
+    their budget is the pool's, shared by every executor (and run) using it, not
+    a fresh burst for each new executor."""
+    by_policy = _BUCKETS.setdefault(backend, {})
+    if policy not in by_policy:
+        by_policy[policy] = TokenBucket.for_policy(policy)
+    return by_policy[policy]
 
 
 def hedge_delay_s(config: TTSConfig, inputs: PlanInputs, policy: HedgePolicy) -> float:

@@ -419,3 +419,20 @@ async def test_the_chat_span_says_the_call_was_hedged_and_who_won(
         if b.name.startswith("branch")
     }
     assert branches == {True: "finished", False: "superseded"}
+
+
+def test_executors_on_one_pool_share_one_hedge_budget() -> None:
+    from agentrt.tts.hedging import shared_bucket
+
+    class Pool:  # any backend object
+        pass
+
+    one, other = Pool(), Pool()
+    policy = HedgePolicy()
+    assert shared_bucket(one, policy) is shared_bucket(one, policy)
+    assert shared_bucket(one, policy) is not shared_bucket(other, policy)
+    first, second = TTSExecutor(one), TTSExecutor(one)  # type: ignore[arg-type]
+    assert first.hedge_bucket is second.hedge_bucket
+    assert first.hedge_bucket is not None
+    first.hedge_bucket.tokens = 0.0
+    assert second.hedge_bucket is not None and not second.hedge_bucket.available
