@@ -88,9 +88,19 @@ async def run_overhead(
     pool: EndpointPool, plan: OverheadPlan, latency: Mapping[str, LatencyModel], seed: int
 ) -> list[Pair]:
     """``plan.pairs`` pairs, alternating which path goes first; tracing to a temp dir."""
-    clock = MonotonicClock()
     endpoint = pool.choose(PLAIN_GROUP)
-    model = endpoint.served_model or ""
+    # Both paths on the same one server: the pool's routing (and hedging) would
+    # otherwise compare two servers, not two clients.
+    async with EndpointPool([endpoint.spec]) as one_server:
+        return await _pairs(one_server, endpoint.spec.url, endpoint.served_model or "", plan,
+                            latency, seed)  # fmt: skip
+
+
+async def _pairs(
+    pool: EndpointPool, url: str, model: str, plan: OverheadPlan,
+    latency: Mapping[str, LatencyModel], seed: int,
+) -> list[Pair]:  # fmt: skip
+    clock = MonotonicClock()
     profile = load_profile("budgets/default.toml")
     space = SearchSpace(strategies=("single",), groups=(PLAIN_GROUP,),
                         max_tokens_choices=(plan.max_tokens,))  # fmt: skip
@@ -125,7 +135,7 @@ async def run_overhead(
 
                     async def raw_call(body: dict[str, Any] = body) -> tuple[float, float, int]:
                         t, c = clock.now(), time.process_time()
-                        tokens = await _raw(http, endpoint.spec.url, body)
+                        tokens = await _raw(http, url, body)
                         return clock.now() - t, time.process_time() - c, tokens
 
                     first = i % 2 == 0
