@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentrt.bench.plots import pyplot, save_figure
 from agentrt.bench.registry import BenchContext, Benchmark, Measured, Tables
 from agentrt.bench.results import BenchResult
 from agentrt.bench.tables import markdown_table
@@ -198,11 +199,7 @@ async def _call(executor: TTSExecutor, prompt: str, plan: HedgingPlan) -> Result
 
 def plot_hedging(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     """Latency CDF per mode, the tail (top 10% of calls) on the right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (whole, tail) = plt.subplots(1, 2, figsize=(10, 4))
     for mode in MODES:
         latencies = sorted(r["latency_s"] for r in rows if r["mode"] == mode)
@@ -221,10 +218,7 @@ def plot_hedging(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path
     tail.set_title("the tail", fontsize=9)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 async def _measure(ctx: BenchContext) -> Measured:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_branches", "plot_frontier"]
+__all__ = ["plot_branches", "plot_frontier", "pyplot", "save_figure"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,8 +19,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (making its folder) and release it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def plot_branches(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for group in sorted({r["group"] for r in rows}):
         at = [r for r in rows if r["group"] == group]
@@ -36,14 +45,11 @@ def plot_branches(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
         ax.legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_frontier(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     names = [r["candidate"] for r in rows if not str(r["candidate"]).startswith("oracle")]
     for name in dict.fromkeys(names):
@@ -63,7 +69,4 @@ def plot_frontier(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -261,9 +261,9 @@ def _tables(result: BenchResult) -> Tables:
 def plot_policies(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     """Accuracy (bars) and share inside the deadline (dots) per policy, one panel
     per graph, deadlines side by side."""
-    from agentrt.bench.plots import _pyplot
+    from agentrt.bench.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     graphs = list(dict.fromkeys(r["graph"] for r in rows))
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     fig, axes = plt.subplots(1, len(graphs), figsize=(4.2 * len(graphs), 4.2), squeeze=False)
@@ -289,10 +289,7 @@ def plot_policies(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     fig.legend(handles, labels, loc="lower center", ncol=len(policies), fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 BENCHMARK = Benchmark(
