@@ -9,7 +9,11 @@ What each figure means, exactly:
   ``chat`` span carries ``agentrt.actual.latency_s``, written only once the
   executor returned) but :attr:`RunResult.calls` has no call of that index;
   and a run that raised instead of returning its last state loses every
-  answer it had, counted as at least one.
+  answer it had, counted as at least one. An answer whose ``chat`` span ended
+  after the run's ``invoke_workflow`` span (the run had returned: a hard cut
+  does not wait for calls still in flight) is **late**, not lost: the run
+  never had it. Late answers are counted apart; a rising count says calls
+  overrun their slices (a loop too lagged to cut them in time).
 - an answer is **not carried** when a recorded call's answer key is missing
   from the write of the node task that made the call, although that task
   finished (the runtime dropped what the node returned).
@@ -148,6 +152,8 @@ class AnswerAudit:
     """Calls in the run's result."""
     lost: int = 0
     not_carried: int = 0
+    late: int = 0
+    """Answers the executor returned after the run had returned (not lost: never had)."""
 
     def __add__(self, other: AnswerAudit) -> AnswerAudit:
         return AnswerAudit(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -212,20 +218,31 @@ def _leaves(value: Any) -> set[str]:
     return {str(value)}
 
 
+def _ended_ns(span: Mapping[str, Any]) -> int | None:
+    end = span.get("end_time_unix_nano")
+    return end if isinstance(end, int) else None
+
+
 def audit_answers(run: RunLedger, spans: Sequence[Mapping[str, Any]]) -> AnswerAudit:
     """Answers the executor produced against those the run's result holds."""
-    produced = {
-        _attributes(s).get(CALL_INDEX)
-        for s in spans
-        if _kind(s) == "chat" and RESULT_MARK in _attributes(s)
-    }
+    answered = [s for s in spans if _kind(s) == "chat" and RESULT_MARK in _attributes(s)]
+    produced = {_attributes(s).get(CALL_INDEX) for s in answered}
     if run.raised is not None:
         return AnswerAudit(len(produced), 0, max(1, len(produced)), 0)
     recorded = {c.index for c in run.calls}
+    returned = [_ended_ns(s) for s in spans if _kind(s) == "invoke_workflow"]
+    returned_ns = returned[0] if len(returned) == 1 else None
+    late = {
+        _attributes(s).get(CALL_INDEX)
+        for s in answered
+        if returned_ns is not None and (_ended_ns(s) or 0) > returned_ns
+    } - recorded
     writes = dict(run.writes)
     not_carried = sum(
         1
         for c in run.calls
         if c.answer is not None and c.visit in writes and c.answer not in _leaves(writes[c.visit])
     )
-    return AnswerAudit(len(produced), len(recorded), len(produced - recorded), not_carried)
+    return AnswerAudit(
+        len(produced), len(recorded), len(produced - recorded - late), not_carried, len(late)
+    )

@@ -363,6 +363,7 @@ def chaos_rows(
             "degraded": round(sum(r.ledger.degraded for r in group) / n, 3),
             "answers": answer.produced,
             "answers lost": answer.lost,
+            "answers late": answer.late,
             "not carried": answer.not_carried,
             "spans expected": span.expected,
             "spans lost": span.lost,

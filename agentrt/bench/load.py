@@ -236,6 +236,7 @@ def level_row(
         "threads max": max((s.threads for s in samples), default=0),
         "sockets max": max((s.sockets for s in samples), default=0),
         "answers lost": answers.lost,
+        "answers late": answers.late,
         "spans lost": spans.lost + spans.left_open,
         "exceptions": sum(r.raised is not None for r in ledgers),
     }
@@ -329,11 +330,13 @@ async def _measure(ctx: BenchContext) -> Measured:
 
 
 def _tables(result: BenchResult) -> Tables:
-    margin = [k for k in (result.rows[0] if result.rows else {}) if k.startswith("inside +")]
+    first = result.rows[0] if result.rows else {}
+    margin = [k for k in first if k.startswith("inside +")]
+    late = [k for k in first if k == "answers late"]  # results before it was counted lack it
     deadline_cols = ["concurrent", "runs", "inside", *margin, "overshoot p50 ms", "p99 ms",
                      "max ms", "loop lag p99 ms", "GC pause max ms", "runs/s",
                      "client CPU ms/run", "degraded", "answered", "calls/run", "answers lost",
-                     "spans lost", "exceptions"]  # fmt: skip
+                     *late, "spans lost", "exceptions"]  # fmt: skip
     resource_cols = ["concurrent", "RSS start MiB", "peak growth MiB", "KiB per run in flight",
                      "left after MiB", "threads max", "sockets max"]  # fmt: skip
     return [

@@ -26,6 +26,7 @@ from agentrt.errors import (
     NoHealthyEndpoint,
     ProtocolError,
 )
+from agentrt.lag import loop_lag
 from agentrt.pool.endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool.pool import Backend
 from agentrt.pool.protocol import BranchFinished, ChatRequest, Message
@@ -54,6 +55,11 @@ __all__ = ["CallModels", "QueryAccuracy", "TTSExecutor", "estimate_prompt_tokens
 
 DECIDE_MARGIN_S = 0.01
 """Reading stops this long before the slice ends, to decide and return inside it."""
+LAG_SHARE_MAX = 0.5
+"""Reading also stops early by the event loop's recent lag (:mod:`agentrt.lag`),
+but by at most this share of the time left: a late loop returns the result late
+by its lag, and inside a run the hard cut is armed early by the same lag, so a
+call that did not stop early would hand its answer over after the run returned."""
 
 
 def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
@@ -403,8 +409,9 @@ class TTSExecutor:
         attempt = _Attempt(wanted=config.n)
         options = strategy.request_options(config, seed=self.run_seed * 1_000_003 + self._calls)
         now = self._clock.now()
+        early_s = min(loop_lag().margin_s(), LAG_SHARE_MAX * max(0.0, deadline.hard_at - now))
         read_until = Deadline(
-            hard_at=deadline.hard_at - DECIDE_MARGIN_S, clock=self._clock,
+            hard_at=deadline.hard_at - DECIDE_MARGIN_S - early_s, clock=self._clock,
             started_at=now, scope="call",
         )  # fmt: skip
         fire_at = None

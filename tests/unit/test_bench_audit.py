@@ -158,6 +158,23 @@ def test_a_call_whose_task_was_cut_is_not_checked_against_a_write() -> None:
     assert audit_answers(ledger, _trace()).not_carried == 0
 
 
+def _timed(span: dict[str, Any], end_ns: int) -> dict[str, Any]:
+    return {**span, "end_time_unix_nano": end_ns}
+
+
+def test_an_answer_returned_after_the_run_had_returned_is_late_not_lost() -> None:
+    ends = {"w": 100, "c1": 150}  # call 1 answered 50 ns after the run returned
+    trace = [_timed(s, ends.get(s["span_id"], 90)) for s in _trace()]
+    ledger = _ledger(calls=(CallEntry(0, "solve:a", "7"),))
+    assert audit_answers(ledger, trace) == AnswerAudit(2, 1, lost=0, not_carried=0, late=1)
+
+
+def test_an_answer_returned_before_the_run_returned_and_missing_is_lost() -> None:
+    trace = [_timed(s, 100 if s["span_id"] == "w" else 90) for s in _trace()]
+    ledger = _ledger(calls=(CallEntry(0, "solve:a", "7"),))
+    assert audit_answers(ledger, trace) == AnswerAudit(2, 1, lost=1, not_carried=0, late=0)
+
+
 def test_a_run_that_raised_loses_at_least_one_answer() -> None:
     ledger = _ledger(raised="KeyError", calls=())
     assert audit_answers(ledger, _trace()).lost == 2

@@ -3,9 +3,13 @@ cutting at the slice, re-issuing lost branches, refusals. No timing assertions."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from agentrt.clock import MonotonicClock
 from agentrt.errors import BudgetRefused
+from agentrt.lag import loop_lag
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tts.accuracy import AccuracyModel
 from agentrt.tts.config import TTSConfig
@@ -132,3 +136,30 @@ async def test_planning_load_counts_other_clients_the_server_reports() -> None:
         assert executor._live_load() == {"plain": 9}  # another client's 9 sequences
         pool.endpoints[0].in_flight = 12
         assert executor._live_load() == {"plain": 15}  # ours, counted once, plus the queue
+
+
+class _RecordingBackend:
+    """The pool, recording the read deadline each request is given."""
+
+    def __init__(self, pool: EndpointPool) -> None:
+        self.pool = pool
+        self.windows: list[float] = []
+
+    def stream(self, request: Any, **options: Any) -> Any:
+        deadline = options["deadline"]
+        self.windows.append(deadline.hard_at - deadline.started_at)
+        return self.pool.stream(request, **options)
+
+
+@pytest.mark.parametrize(("lag_s", "window_s"), [(0.0, 0.99), (0.2, 0.79), (5.0, 0.49)])
+async def test_reading_stops_early_by_the_loops_lag_up_to_half_the_slice(
+    lag_s: float, window_s: float
+) -> None:
+    # A late loop hands the result over late by its lag; inside a run the hard cut
+    # is armed early by the same lag, so reading must stop that much earlier.
+    lag = loop_lag()
+    lag.window.add(MonotonicClock().now(), lag_s)
+    async with pool_of(FakeCluster(a=FakeVLLM(chunks=answers_chunks(["7"]))), "a") as pool:
+        backend = _RecordingBackend(pool)
+        await TTSExecutor(backend).run(MESSAGES, slice_s=1.0, config=TTSConfig("single", 1))
+    assert backend.windows == [pytest.approx(window_s, abs=0.03)]
