@@ -3,8 +3,9 @@
 "Start with 7. Add 4. Then subtract 2. What is the result?" is split into
 steps; each step is one LLM call ("What is 7 plus 4?") whose answer feeds the
 next, so a wrong step propagates as it would in any chain of LLM calls. The
-`solve` node loops once per step: the budget manager counts its expected
-visits from the profile (budgets/math.toml).
+`solve` node loops once per step: ``decompose`` tells the budget manager how
+many (``get_budget().expect_visits``), in place of the profile's average
+(budgets/math.toml), so a five-step problem is not planned as a three-step one.
 
 Load by path: ``agentrt run graphs/math.py:graph --deadline 8s --task-seed 1``.
 """
@@ -17,7 +18,7 @@ from typing import Any, Literal, TypedDict
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.langgraph import TTSChatModel
+from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tasks import Task
 from agentrt.tts.answers import LastNumber
 
@@ -60,6 +61,9 @@ def decompose(state: MathState) -> MathState:
         raise ValueError(
             f"problem must look like 'Start with 3. Add 4. Then subtract 2.', got {problem!r}"
         )
+    budget = get_budget()
+    if budget is not None:  # one solve round per step: split the budget over them all
+        budget.expect_visits("solve", len(operations))
     return {"start": int(start.group(1)), "operations": operations, "results": []}
 
 

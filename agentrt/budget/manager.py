@@ -29,7 +29,7 @@ from agentrt.budget.report import BudgetReport, CallRecord, NodeRecord
 from agentrt.budget.topology import GraphTopology
 from agentrt.clock import Clock
 from agentrt.deadline import Deadline, deadline_scope
-from agentrt.errors import BudgetRefused, TokenCapReached
+from agentrt.errors import BudgetRefused, ConfigurationError, TokenCapReached
 
 __all__ = ["BudgetManager", "budget_scope", "current_budget"]
 
@@ -71,6 +71,7 @@ class BudgetManager:
         self._policy = coerce_policy(policy if policy is not None else self._profile.spec.policy)
         self._lock = threading.RLock()
         self._rounds: dict[str, int] = {}
+        self._expected: dict[str, float] = {}
         self._last_step: dict[str, int] = {}
         self._busy_s: dict[str, float] = {}
         self._active: dict[tuple[str, str], _Visit] = {}
@@ -127,6 +128,22 @@ class BudgetManager:
             return any(not entry.allocation.ok for entry in self._calls)
 
     # -- node visits ----------------------------------------------------------
+
+    def expect_visits(self, node: str, visits: float) -> None:
+        """Tell the manager that ``node`` makes ``visits`` rounds in this run in all,
+        in place of the profile's ``expected_visits`` (a loop whose length the
+        graph knows once it has read its input: the number of steps to solve).
+        Every slice from now on is planned for it."""
+        if isinstance(visits, bool) or not isinstance(visits, int | float):
+            raise ConfigurationError(f"visits must be a number, got {visits!r}")
+        if not (math.isfinite(visits) and visits >= 0):
+            raise ConfigurationError(f"visits must be finite and >= 0, got {visits!r}")
+        if self._topology is not None and node not in self._topology:
+            raise ConfigurationError(
+                f"node {node!r} is not in the graph (nodes: {sorted(self._topology.nodes)})"
+            )
+        with self._lock:
+            self._expected[node] = float(visits)
 
     def node_started(self, node: str, visit: str | None = None, *, step: int | None = None) -> str:
         """Record that a visit of ``node`` began; returns its key.
@@ -375,7 +392,7 @@ class BudgetManager:
     def _visits_left(self, node: str, current: str, topology: GraphTopology) -> float:
         """Rounds of ``node`` still expected after now. In the current node's
         loop, a node already past its expected visits is given one more."""
-        expected = self._profile.stats_for(node).expected_visits
+        expected = self._expected.get(node, self._profile.stats_for(node).expected_visits)
         done = self._rounds.get(node, 0)
         same_loop = topology.in_loop(current) and node in topology.component(current)
         if same_loop and done > expected:

@@ -25,7 +25,12 @@ from agentrt.tts.result import Result
 __all__ = [
     "Budget",
     "CallRecord",
-    "RunScope", "current_run", "get_budget", "run_scope", "task_identity"]
+    "RunScope",
+    "current_run",
+    "get_budget",
+    "run_scope",
+    "task_identity",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,12 @@ class Budget:
         """The slice the next LLM call of this node would be given now (records nothing)."""
         state = self.manager.state_for(self.node, self.visit)
         return max(0.0, self.manager.policy(state))
+
+    def expect_visits(self, node: str, visits: float) -> None:
+        """Say how many rounds ``node`` makes in this run in all, once the graph
+        knows (``budget.expect_visits("solve", len(steps))``): the budget is then
+        split over that many calls instead of the profile's ``expected_visits``."""
+        self.manager.expect_visits(node, visits)
 
 
 def get_budget() -> Budget | None:

@@ -27,7 +27,7 @@ from agentrt.budget import (
 )
 from agentrt.clock import FakeClock
 from agentrt.deadline import Deadline, current_deadline
-from agentrt.errors import BudgetRefused, DeadlineExceeded, TokenCapReached
+from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded, TokenCapReached
 
 
 def const(seconds: float, **fields: Any) -> NodeStats:
@@ -411,6 +411,35 @@ async def test_real_loop_counts_expected_visits_and_replans_past_them() -> None:
     report = manager.report()
     rounds = {row.node: row.rounds for row in report.nodes}
     assert rounds == {"agent": 4, "tools": 3}
+
+
+async def test_a_graph_told_visit_count_splits_the_budget_over_it() -> None:
+    clock = FakeClock(start=0.0)
+    slices: list[tuple[str, float]] = []
+    graph = build_loop(clock, rounds=4, slices=slices)
+    topology = GraphTopology.from_langgraph(graph)
+    manager = BudgetManager(Deadline.after(30, clock=clock), profile(nodes=LOOP_NODES), topology)
+    manager.expect_visits("agent", 4)  # the graph knows: 4 rounds, not the profile's 3
+    manager.expect_visits("tools", 3)
+    with budget_scope(manager):
+        await graph.ainvoke({"n": 0})
+    # round 1: 3 more agent calls and 3 tool visits (1 s each): (30 - 3) / 4; then
+    # (27 - 2) / 3 at t=3, (24 - 1) / 2 at t=6, and the last one gets all 21 s
+    assert [s for _, s in slices] == pytest.approx([27 / 4, 25 / 3, 23 / 2, 21.0])
+
+
+@pytest.mark.parametrize(
+    ("node", "visits", "named"),
+    [("agent", -1, "-1"), ("agent", math.nan, "nan"), ("agent", "3", "'3'"),
+     ("agent", True, "True"), ("nope", 2, "'nope'")],
+)  # fmt: skip
+def test_a_bad_visit_count_is_refused_by_name(
+    clock: FakeClock, node: str, visits: Any, named: str
+) -> None:
+    topology = GraphTopology.chain(["agent", "tools"])
+    manager = BudgetManager(Deadline.after(30, clock=clock), profile(), topology)
+    with pytest.raises(ConfigurationError, match=named):
+        manager.expect_visits(node, visits)
 
 
 def build_fanout(clock: FakeClock, map_work_s: list[float], slices: list[tuple[str, float]]) -> Any:
