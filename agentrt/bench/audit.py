@@ -232,11 +232,11 @@ def audit_answers(run: RunLedger, spans: Sequence[Mapping[str, Any]]) -> AnswerA
     recorded = {c.index for c in run.calls}
     returned = [_ended_ns(s) for s in spans if _kind(s) == "invoke_workflow"]
     returned_ns = returned[0] if len(returned) == 1 else None
-    late = {
-        _attributes(s).get(CALL_INDEX)
-        for s in answered
-        if returned_ns is not None and (_ended_ns(s) or 0) > returned_ns
-    } - recorded
+    late: set[Any] = set()
+    if returned_ns is not None:
+        late = {
+            _attributes(s).get(CALL_INDEX) for s in answered if (_ended_ns(s) or 0) > returned_ns
+        } - recorded
     writes = dict(run.writes)
     not_carried = sum(
         1
