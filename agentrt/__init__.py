@@ -8,9 +8,9 @@ it has when its time is up.
 """
 
 from agentrt.budget import BudgetManager, BudgetProfile, BudgetSpec, load_profile
-from agentrt.clock import Clock, FakeClock, MonotonicClock
-from agentrt.deadline import Deadline, current_deadline, deadline_scope
-from agentrt.errors import (
+from agentrt.core._clock import Clock, FakeClock, MonotonicClock
+from agentrt.core._deadline import Deadline, current_deadline, deadline_scope
+from agentrt.core._errors import (
     AgentrtError,
     BudgetRefused,
     ConfigurationError,
@@ -27,9 +27,9 @@ from agentrt.langgraph import (
     run_sync,
 )
 from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, LocalPool
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
-from agentrt.tts.result import Result
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
+from agentrt.tts._result import Result
 
 __version__ = "0.1.0"
 

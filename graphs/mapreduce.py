@@ -19,7 +19,7 @@ from langgraph.types import Send
 
 from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tasks import Task
-from agentrt.tts.answers import LastNumber
+from agentrt.tts._answers import LastNumber
 
 TASK_SUITE = "map-reduce"
 PROFILE = "budgets/mapreduce.toml"

@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tasks import Task
-from agentrt.tts.answers import LastNumber
+from agentrt.tts._answers import LastNumber
 
 TASK_SUITE = "multi-step"
 PROFILE = "budgets/math.toml"

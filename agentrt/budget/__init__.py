@@ -6,10 +6,10 @@ A :class:`BudgetManager` is created per run from a :class:`Deadline`, a
 :class:`SlicePolicy` and checks before spending. See ``docs/budgets.md``.
 """
 
-from agentrt.budget.allocation import Allocation, AllocationStatus, decide
-from agentrt.budget.estimates import AccuracyPoints, CallEstimate, LatencyStats
-from agentrt.budget.manager import BudgetManager, budget_scope, current_budget
-from agentrt.budget.policies import (
+from agentrt.budget._allocation import Allocation, AllocationStatus, decide
+from agentrt.budget._estimates import AccuracyPoints, CallEstimate, LatencyStats
+from agentrt.budget._manager import BudgetManager, budget_scope, current_budget
+from agentrt.budget._policies import (
     POLICY_NAMES,
     AllocationState,
     CriticalPath,
@@ -24,11 +24,11 @@ from agentrt.budget.policies import (
     min_of,
     policy_from_name,
 )
-from agentrt.budget.profile import BudgetProfile, NodeStats, load_profile
-from agentrt.budget.report import BudgetReport, CallRecord, NodeRecord
-from agentrt.budget.spec import BudgetSpec, OnExpiry
-from agentrt.budget.topology import END, START, Edge, GraphTopology
-from agentrt.budget.utility import expected_success, water_fill
+from agentrt.budget._profile import BudgetProfile, NodeStats, load_profile
+from agentrt.budget._report import BudgetReport, CallRecord, NodeRecord
+from agentrt.budget._spec import BudgetSpec, OnExpiry
+from agentrt.budget._topology import END, START, Edge, GraphTopology
+from agentrt.budget._utility import expected_success, water_fill
 
 __all__ = [
     "END",

@@ -8,7 +8,7 @@ recomputed (operands, decomposition steps, sub-questions). See
 ``docs/tasks.md``.
 """
 
-from agentrt.tasks.arithmetic import (
+from agentrt.tasks._arithmetic import (
     ARITHMETIC_FAMILIES,
     map_reduce_sums,
     multi_step_arithmetic,
@@ -16,9 +16,9 @@ from agentrt.tasks.arithmetic import (
     single_step_arithmetic,
     step_question,
 )
-from agentrt.tasks.jsonl import TaskFileError, load_jsonl, save_jsonl
-from agentrt.tasks.registry import DEFAULT_COUNT, SUITE_NAMES, suite
-from agentrt.tasks.task import (
+from agentrt.tasks._jsonl import TaskFileError, load_jsonl, save_jsonl
+from agentrt.tasks._registry import DEFAULT_COUNT, SUITE_NAMES, suite
+from agentrt.tasks._task import (
     ANSWER_SPEC_NAMES,
     AnswerSpecName,
     Task,
@@ -27,7 +27,7 @@ from agentrt.tasks.task import (
     answer_spec_for,
     is_correct,
 )
-from agentrt.tasks.word_problems import apply_operator, calculator_word_problems
+from agentrt.tasks._word_problems import apply_operator, calculator_word_problems
 
 __all__ = [
     "ANSWER_SPEC_NAMES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
 
 __all__ = ["check_count", "check_range", "rng_for", "task_id"]
 

@@ -9,12 +9,12 @@ the JSONL/OTLP/console exporters, and the W3C ``traceparent`` sent to vLLM.
 See docs/tracing.md for what each span records.
 """
 
-from agentrt.tracing.attributes import AGENTRT, GEN_AI, error_type
-from agentrt.tracing.chat import CallTrace, chat_call, current_call
-from agentrt.tracing.content import CAPTURE_CONTENT_ENV, capture_content
-from agentrt.tracing.jsonl import JsonlSpanExporter, span_to_dict
-from agentrt.tracing.propagation import TRACEPARENT, outgoing_headers
-from agentrt.tracing.setup import (
+from agentrt.tracing._attributes import AGENTRT, GEN_AI, error_type
+from agentrt.tracing._chat import CallTrace, chat_call, current_call
+from agentrt.tracing._content import CAPTURE_CONTENT_ENV, capture_content
+from agentrt.tracing._jsonl import JsonlSpanExporter, span_to_dict
+from agentrt.tracing._propagation import TRACEPARENT, outgoing_headers
+from agentrt.tracing._setup import (
     Tracing,
     TracingSettings,
     configure_tracing,
@@ -25,7 +25,7 @@ from agentrt.tracing.setup import (
     shutdown_tracing,
     use_tracer_provider,
 )
-from agentrt.tracing.spans import (
+from agentrt.tracing._spans import (
     NodeVisit,
     RunInfo,
     ToolSpan,

@@ -5,7 +5,7 @@ Everything here is pure and server-free; the anytime executor that streams
 branches on the pool builds on it.
 """
 
-from agentrt.tts.accuracy import (
+from agentrt.tts._accuracy import (
     AccuracyEstimator,
     AccuracyModel,
     AccuracyPrior,
@@ -13,7 +13,7 @@ from agentrt.tts.accuracy import (
     majority_accuracy,
     plurality_accuracy,
 )
-from agentrt.tts.answers import (
+from agentrt.tts._answers import (
     Answer,
     AnswerSpec,
     BoxedAnswer,
@@ -22,15 +22,15 @@ from agentrt.tts.answers import (
     LastNumber,
     NormalisedString,
 )
-from agentrt.tts.branch import BranchSource, BranchView
-from agentrt.tts.config import PLAIN_GROUP, SPEC_GROUP, StrategyName, TTSConfig
-from agentrt.tts.curve import Curve
-from agentrt.tts.greedy_search import plan_greedy_parallelism
-from agentrt.tts.hedging import HedgePolicy, TokenBucket
-from agentrt.tts.latency import LatencyModel, SpeculativeModel, TTFTModel
-from agentrt.tts.length import LengthModel
-from agentrt.tts.math_answers import MathEquivalent
-from agentrt.tts.planner import (
+from agentrt.tts._branch import BranchSource, BranchView
+from agentrt.tts._config import PLAIN_GROUP, SPEC_GROUP, StrategyName, TTSConfig
+from agentrt.tts._curve import Curve
+from agentrt.tts._greedy_search import plan_greedy_parallelism
+from agentrt.tts._hedging import HedgePolicy, TokenBucket
+from agentrt.tts._latency import LatencyModel, SpeculativeModel, TTFTModel
+from agentrt.tts._length import LengthModel
+from agentrt.tts._math_answers import MathEquivalent
+from agentrt.tts._planner import (
     Plan,
     PlanInputs,
     Prediction,
@@ -39,9 +39,9 @@ from agentrt.tts.planner import (
     plan_with_penalty,
     predict,
 )
-from agentrt.tts.result import BranchCounts, Result
-from agentrt.tts.scorers import MeanLogprobScorer, RewardModelScorer, Scorer, VerifierScorer
-from agentrt.tts.strategies import (
+from agentrt.tts._result import BranchCounts, Result
+from agentrt.tts._scorers import MeanLogprobScorer, RewardModelScorer, Scorer, VerifierScorer
+from agentrt.tts._strategies import (
     Beam,
     BestOfN,
     Majority,
@@ -51,7 +51,7 @@ from agentrt.tts.strategies import (
     Weighted,
     strategy_for,
 )
-from agentrt.tts.voting import (
+from agentrt.tts._voting import (
     Decision,
     best_of_n_vote,
     majority_can_stop,

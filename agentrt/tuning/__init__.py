@@ -1,11 +1,11 @@
 """Tuning from traces: fit latency, length and accuracy models and per-node
 statistics from recorded runs, and write the profile the next runs use."""
 
-from agentrt.tuning.command import TuneOutcome, tune, tune_command
-from agentrt.tuning.fit import Fit, NodeFit, fit
-from agentrt.tuning.profile_writer import TunedModels, load_tuned_models, write_tuned
-from agentrt.tuning.quality import ErrorStats, FitQuality, evaluate
-from agentrt.tuning.samples import BranchSample, CallSample, RunSample, extract
+from agentrt.tuning._fit import Fit, NodeFit, fit
+from agentrt.tuning._profile_writer import TunedModels, load_tuned_models, write_tuned
+from agentrt.tuning._quality import ErrorStats, FitQuality, evaluate
+from agentrt.tuning._samples import BranchSample, CallSample, RunSample, extract
+from agentrt.tuning._tune import TuneOutcome, tune, tune_command
 
 __all__ = [
     "BranchSample",

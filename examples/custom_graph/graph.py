@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 from agentrt.langgraph import TTSChatModel, get_budget
-from agentrt.tts.answers import LastNumber
+from agentrt.tts._answers import LastNumber
 
 spec = LastNumber()  # what an answer is: branches vote on the last number
 answerer = TTSChatModel(call_site="answer", answer_spec=spec)

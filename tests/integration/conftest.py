@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from agentrt.core._settings import Settings
 from agentrt.pool import EndpointSpec, LocalPool, ServerRecord
-from agentrt.settings import Settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from agentrt.deadline import Deadline
-from agentrt.errors import EndpointUnavailable
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import EndpointUnavailable
 from agentrt.pool import EndpointPool, EndpointSpec, LocalPool, ServerRecord
-from agentrt.pool.protocol import ChatRequest
+from agentrt.pool._protocol import ChatRequest
 from tests.integration.conftest import local_settings
 
 QUEUE_LIMIT = 4

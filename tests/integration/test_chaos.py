@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentrt.bench.audit import audit_answers, audit_spans, spans_by_trace, trace_of_runs
-from agentrt.bench.chaos import ChaosPlan, run_chaos
 from agentrt.pool import EndpointSpec
-from agentrt.tts.calibrate import load_latency_models
+from agentrt.tts._calibrate import load_latency_models
+from benchmarks.audit import audit_answers, audit_spans, spans_by_trace, trace_of_runs
+from benchmarks.chaos import ChaosPlan, run_chaos
 
 MARGIN_S = 0.5
 LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))

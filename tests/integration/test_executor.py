@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.clock import MonotonicClock
+from agentrt.core._clock import MonotonicClock
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tasks import answer_key, answer_spec_for, suite
-from agentrt.tts.calibrate import load_latency_models
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels, TTSExecutor
-from agentrt.tts.result import Result
+from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels, TTSExecutor
+from agentrt.tts._result import Result
 
 MARGIN_S = 0.3  # generous for a shared 2-core machine; measured figures in docs/tts.md
 LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agentrt.clock import MonotonicClock
-from agentrt.deadline import Deadline
-from agentrt.errors import DeadlineExceeded, EndpointUnavailable
+from agentrt.core._clock import MonotonicClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import DeadlineExceeded, EndpointUnavailable
 from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, ServerRecord
-from agentrt.pool.faults import FaultProxy
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
+from benchmarks.faults import FaultProxy
 
 ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
 STORY = [{"role": "user", "content": "Write a very long story about a dragon and a knight."}]

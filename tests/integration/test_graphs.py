@@ -16,7 +16,7 @@ import pytest
 from agentrt.budget import load_profile
 from agentrt.langgraph import RunDeadlineExceeded, load_graph, run
 from agentrt.pool import EndpointSpec
-from agentrt.tts.calibrate import load_latency_models
+from agentrt.tts._calibrate import load_latency_models
 
 MARGIN_S = 0.5
 LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))

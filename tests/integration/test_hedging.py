@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.clock import MonotonicClock
+from agentrt.core._clock import MonotonicClock
 from agentrt.pool import EndpointPool, EndpointSpec
-from agentrt.pool.faults import FaultProxy
-from agentrt.tts.calibrate import load_latency_models
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels, TTSExecutor
+from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels, TTSExecutor
+from benchmarks.faults import FaultProxy
 
 ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
 CALIBRATION = Path(__file__).parents[2] / "budgets" / "calibration" / "local-pool.toml"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.clock import MonotonicClock
-from agentrt.deadline import Deadline
-from agentrt.errors import EndpointUnavailable, LocalPoolError, ModelNotServed
+from agentrt.core._clock import MonotonicClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import EndpointUnavailable, LocalPoolError, ModelNotServed
 from agentrt.pool import (
     LOCAL_MODEL_NAME,
     ChatRequest,

@@ -10,10 +10,10 @@ import pytest
 
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tasks import single_step_addition
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels, TTSExecutor
-from agentrt.tts.length import LengthModel
-from agentrt.tts.planner import SearchSpace
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels, TTSExecutor
+from agentrt.tts._length import LengthModel
+from agentrt.tts._planner import SearchSpace
 from agentrt.tts.probe import (
     MiniLMEmbedder,
     ProbeAccuracy,

@@ -16,11 +16,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agentrt.deadline import Deadline
+from agentrt.core._deadline import Deadline
 from agentrt.pool import LOCAL_MODEL_NAME, EndpointPool, EndpointSpec
 from agentrt.tracing import AGENTRT, GEN_AI, node_span, use_tracer_provider, workflow_span
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
 
 ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentrt.budget.profile import load_profile
+from agentrt.budget._profile import load_profile
+from agentrt.cli.trace import trace_view_command
 from agentrt.pool import EndpointSpec
-from agentrt.tracing.commands import trace_view_command
-from agentrt.tracing.records import load_runs
+from agentrt.tracing._records import load_runs
 from agentrt.tuning import load_tuned_models, tune
-from agentrt.tuning.loop import figures, traced_runs
+from agentrt.tuning._loop import figures, traced_runs
 
 GRAPH = "graphs/math.py:graph"
 

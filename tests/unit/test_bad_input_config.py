@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agentrt.budget.profile import BudgetProfile, load_profile
-from agentrt.cli import app
-from agentrt.errors import ConfigurationError, EndpointConfigError, ProfileError
-from agentrt.langgraph.command import _DEADLINE
-from agentrt.pool.config import endpoints_from_toml, parse_endpoint_list
+from agentrt.budget._profile import BudgetProfile, load_profile
+from agentrt.cli.app import app
+from agentrt.cli.run import _DEADLINE
+from agentrt.core._errors import ConfigurationError, EndpointConfigError, ProfileError
+from agentrt.pool._config import endpoints_from_toml, parse_endpoint_list
 
 FAST = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrt.deadline import Deadline
-from agentrt.errors import EndpointError, ProtocolError
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import EndpointError, ProtocolError
 from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
 from tests.unit.vllm_double import FakeCluster, FakeVLLM, sse, token_chunk, usage_chunk
 
 REQUEST = ChatRequest(messages=[{"role": "user", "content": "3+4?"}], n=2, temperature=0.7)

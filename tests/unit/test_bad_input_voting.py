@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrt.tts.answers import BoxedAnswer, LastNumber
-from agentrt.tts.branch import BranchView
-from agentrt.tts.voting import majority_can_stop, majority_vote, weighted_vote
+from agentrt.tts._answers import BoxedAnswer, LastNumber
+from agentrt.tts._branch import BranchView
+from agentrt.tts._voting import majority_can_stop, majority_vote, weighted_vote
 
 HOSTILE = ["\\boxed{", "1,", "{", "9" * 50, "-", " ", "1."]
 

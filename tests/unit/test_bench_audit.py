@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentrt.bench.audit import (
+from benchmarks.audit import (
     AnswerAudit,
     CallEntry,
     RunLedger,

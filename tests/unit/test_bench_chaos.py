@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agentrt.bench.audit import AnswerAudit, CallEntry, RunLedger, SpanAudit
-from agentrt.bench.chaos import (
+from benchmarks.audit import AnswerAudit, CallEntry, RunLedger, SpanAudit
+from benchmarks.chaos import (
     FAULT_KINDS,
     ChaosRun,
     Fault,
@@ -18,7 +18,7 @@ from agentrt.bench.chaos import (
     faults_during,
     timeline,
 )
-from agentrt.bench.load import Sample, level_row
+from benchmarks.load import Sample, level_row
 
 
 def test_the_schedule_replays_from_its_seed() -> None:

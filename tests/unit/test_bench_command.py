@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import agentrt.bench
-from agentrt.bench import BENCHMARKS, bench_command
-from agentrt.errors import ConfigurationError
+import benchmarks
+from agentrt.core._errors import ConfigurationError
+from benchmarks import BENCHMARKS, bench_command
 
 
 def test_exports_are_exactly_the_public_names() -> None:
-    assert sorted(agentrt.bench.__all__) == sorted(
+    assert sorted(benchmarks.__all__) == sorted(
         ["BENCHMARKS", "SCHEMA_VERSION", "BenchResult", "Environment", "bench_command",
          "read_result"]
     )  # fmt: skip
@@ -22,8 +22,8 @@ def test_exports_are_exactly_the_public_names() -> None:
 
 @pytest.mark.parametrize("path", sorted(Path("benchmarks/results").glob("*.json")), ids=str)
 def test_every_stored_result_renders_its_docs_section(path: Path, tmp_path: Path) -> None:
-    from agentrt.bench import read_result
-    from agentrt.bench.command import document_result
+    from benchmarks import read_result
+    from benchmarks.command import document_result
 
     result = read_result(path)
     docs = tmp_path / "BENCHMARKS.md"
@@ -41,7 +41,7 @@ async def test_an_unknown_benchmark_is_refused_before_any_pool(tmp_path: Path) -
 
 def test_the_peer_graph_compiles_with_a_node_timeout() -> None:
     pytest.importorskip("langchain_openai")
-    from agentrt.bench.peer import peer_graph
+    from benchmarks.peer import peer_graph
 
     graph = peer_graph("http://127.0.0.1:9", "m", n=2, max_tokens=16, step_timeout_s=1.0)
     assert set(graph.get_graph().nodes) >= {"decompose", "solve", "combine", "check"}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agentrt.bench.configs import ConfigsPlan, config_rows, router_curve, table_configs
-from agentrt.bench.oracle import Outcome
-from agentrt.tts.latency import LatencyModel
-from agentrt.tts.length import LengthModel
+from agentrt.tts._latency import LatencyModel
+from agentrt.tts._length import LengthModel
+from benchmarks.configs import ConfigsPlan, config_rows, router_curve, table_configs
+from benchmarks.oracle import Outcome
 
 
 def test_config_rows_are_means_p90_and_accuracy() -> None:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from agentrt.bench.catalog import CATALOG
-from agentrt.bench.hedging import HedgingPlan, mode_rows, percentile, straggle_schedule
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
+from benchmarks.catalog import CATALOG
+from benchmarks.hedging import HedgingPlan, mode_rows, percentile, straggle_schedule
 
 
 def test_the_schedule_is_seeded_and_near_its_fraction() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.bench.frontier import FrontierPlan, frontier_rows, static_configs
-from agentrt.bench.oracle import Outcome, best_static, score
+from benchmarks.frontier import FrontierPlan, frontier_rows, static_configs
+from benchmarks.oracle import Outcome, best_static, score
 
 
 def test_an_overrun_counts_as_wrong_and_outside() -> None:

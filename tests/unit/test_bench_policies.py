@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.bench.catalog import CATALOG
-from agentrt.bench.policies import (
+from agentrt.budget._policies import policy_from_name
+from benchmarks.catalog import CATALOG
+from benchmarks.policies import (
     GRAPHS,
     POLICIES,
     PoliciesPlan,
@@ -20,7 +21,6 @@ from agentrt.bench.policies import (
     policy_rows,
     stopped_by_deadline,
 )
-from agentrt.budget.policies import policy_from_name
 
 MATH = "graphs/math.py:graph"
 CALC = "graphs/calculator.py:graph"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.bench.branches import speedup_by_n
-from agentrt.bench.overhead import Pair, overhead_summary
-from agentrt.bench.results import SCHEMA_VERSION, BenchResult, Environment, read_result
-from agentrt.bench.tables import markdown_table, render_section, replace_section
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
+from benchmarks.branches import speedup_by_n
+from benchmarks.overhead import Pair, overhead_summary
+from benchmarks.results import SCHEMA_VERSION, BenchResult, Environment, read_result
+from benchmarks.tables import markdown_table, render_section, replace_section
 
 
 def _result(quick: bool = True) -> BenchResult:

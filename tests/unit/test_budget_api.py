@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import agentrt.budget as budget
-import agentrt.errors as errors
+import agentrt.core._errors as errors
 
 
 def test_all_is_sorted_and_complete() -> None:

@@ -25,9 +25,14 @@ from agentrt.budget import (
     current_budget,
     decide,
 )
-from agentrt.clock import FakeClock
-from agentrt.deadline import Deadline, current_deadline
-from agentrt.errors import BudgetRefused, ConfigurationError, DeadlineExceeded, TokenCapReached
+from agentrt.core._clock import FakeClock
+from agentrt.core._deadline import Deadline, current_deadline
+from agentrt.core._errors import (
+    BudgetRefused,
+    ConfigurationError,
+    DeadlineExceeded,
+    TokenCapReached,
+)
 
 
 def const(seconds: float, **fields: Any) -> NodeStats:

@@ -27,8 +27,8 @@ from agentrt.budget import (
     policy_from_name,
     water_fill,
 )
-from agentrt.budget.utility import log_hull
-from agentrt.errors import ConfigurationError
+from agentrt.budget._utility import log_hull
+from agentrt.core._errors import ConfigurationError
 
 POLICIES: list[SlicePolicy] = [
     EqualSplit(),

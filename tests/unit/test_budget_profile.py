@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from agentrt.budget import BudgetProfile, BudgetSpec, NodeStats, load_profile
-from agentrt.errors import ConfigurationError, ProfileError
+from agentrt.core._errors import ConfigurationError, ProfileError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentrt.cli import app
+from agentrt.cli.app import app
 
 runner = CliRunner()
 
@@ -72,9 +72,9 @@ def test_up_rejects_a_fractional_kv_cache() -> None:
 
 
 async def test_local_pool_refuses_a_fractional_kv_cache_before_starting(tmp_path: Path) -> None:
-    from agentrt.errors import LocalPoolError
+    from agentrt.core._errors import LocalPoolError
+    from agentrt.core._settings import Settings
     from agentrt.pool import LocalPool
-    from agentrt.settings import Settings
 
     pool = LocalPool(Settings(home=tmp_path, models=tmp_path / "models"))
     with pytest.raises(LocalPoolError, match=r"kv_cache_gib .* got 0\.5"):

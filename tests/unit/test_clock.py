@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from agentrt.clock import (
+from agentrt.core._clock import (
     Clock,
     Cutoff,
     FakeClock,

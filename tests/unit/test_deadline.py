@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrt.clock import FakeClock, use_clock
-from agentrt.deadline import DEADLINE_HEADER, Deadline, current_deadline, deadline_scope
-from agentrt.errors import (
+from agentrt.core._clock import FakeClock, use_clock
+from agentrt.core._deadline import DEADLINE_HEADER, Deadline, current_deadline, deadline_scope
+from agentrt.core._errors import (
     AgentrtError,
     ConfigurationError,
     DeadlineExceeded,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentrt.lag import LagWindow, LoopLag, loop_lag
+from agentrt.core._lag import LagWindow, LoopLag, loop_lag
 
 
 def test_the_margin_is_the_largest_lateness_within_the_horizon() -> None:

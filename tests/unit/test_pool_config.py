@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ConfigurationError, EndpointConfigError
+from agentrt.core._errors import ConfigurationError, EndpointConfigError
 from agentrt.pool import (
     ChatRequest,
     EndpointSpec,
@@ -14,9 +14,9 @@ from agentrt.pool import (
     greedy_only_groups,
     parse_endpoint_list,
 )
-from agentrt.pool.endpoint import SPEC_GROUP
-from agentrt.pool.local import ServerRecord, diagnose_log
-from agentrt.pool.metrics import parse_prometheus_text
+from agentrt.pool._endpoint import SPEC_GROUP
+from agentrt.pool._local import ServerRecord, diagnose_log
+from agentrt.pool._metrics import parse_prometheus_text
 
 
 def test_urls_are_normalised() -> None:
@@ -176,8 +176,8 @@ def test_failed_start_is_diagnosed() -> None:
 
 def test_runs_plan_greedy_only_groups_from_the_pool() -> None:
     """``agentrt.run`` builds its executor's search space from the pool's endpoints."""
-    from agentrt.budget.profile import BudgetProfile
-    from agentrt.langgraph.runner import _executor
+    from agentrt.budget._profile import BudgetProfile
+    from agentrt.langgraph._runner import _executor
     from agentrt.pool import EndpointPool
 
     pool = EndpointPool([

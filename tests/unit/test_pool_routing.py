@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.clock import FakeClock
-from agentrt.deadline import Deadline
-from agentrt.errors import EndpointConfigError, EndpointUnavailable, NoHealthyEndpoint
+from agentrt.core._clock import FakeClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import EndpointConfigError, EndpointUnavailable, NoHealthyEndpoint
 from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, RetrySettings
 from tests.unit.vllm_double import FakeCluster, FakeVLLM
 

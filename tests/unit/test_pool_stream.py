@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.clock import FakeClock
-from agentrt.deadline import Deadline
-from agentrt.errors import (
+from agentrt.core._clock import FakeClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import (
     DeadlineExceeded,
     EndpointUnavailable,
     ModelNotServed,

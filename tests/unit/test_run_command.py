@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentrt.cli import app
-from agentrt.errors import ConfigurationError
-from agentrt.langgraph.command import parse_deadline
+from agentrt.cli.app import app
+from agentrt.cli.run import parse_deadline
+from agentrt.core._errors import ConfigurationError
 
 runner = CliRunner()
 

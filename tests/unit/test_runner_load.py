@@ -19,10 +19,10 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.clock import FakeClock, MonotonicClock
-from agentrt.deadline import Deadline
-from agentrt.lag import LoopLag, loop_lag
-from agentrt.langgraph.runner import (
+from agentrt.core._clock import FakeClock, MonotonicClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._lag import LoopLag, loop_lag
+from agentrt.langgraph._runner import (
     _finish_or_cut,
     _load_profile_cached,
     _topology,
@@ -169,7 +169,7 @@ def _work_then_finish(overrun_s: float) -> Any:
 
 
 async def test_a_wrap_up_step_starting_just_after_the_soft_instant_still_runs() -> None:
-    from agentrt.budget.profile import BudgetProfile
+    from agentrt.budget._profile import BudgetProfile
 
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
@@ -183,7 +183,7 @@ async def test_a_wrap_up_step_starting_just_after_the_soft_instant_still_runs() 
 
 
 async def test_a_run_still_working_late_in_the_reserve_is_drained() -> None:
-    from agentrt.budget.profile import BudgetProfile
+    from agentrt.budget._profile import BudgetProfile
 
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)

@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentrt.errors import EndpointConfigError, EndpointError
+from agentrt.core._errors import EndpointConfigError, EndpointError
+from agentrt.core._settings import Settings
 from agentrt.pool import EndpointPool, EndpointSpec, LocalPool
-from agentrt.pool.config import endpoints_from_toml
-from agentrt.settings import Settings
+from agentrt.pool._config import endpoints_from_toml
 from agentrt.tracing import (
     TracingSettings,
     configure_tracing,
@@ -30,8 +30,8 @@ from agentrt.tracing import (
     use_tracer_provider,
     workflow_span,
 )
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
 from tests.unit.vllm_double import FakeCluster, FakeVLLM
 
 KEY = "sk-agentrt-test-7f3a9c1e5b"

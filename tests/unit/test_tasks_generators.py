@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
 from agentrt.tasks import (
     ARITHMETIC_FAMILIES,
     Task,

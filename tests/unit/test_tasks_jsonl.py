@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
 from agentrt.tasks import (
     DEFAULT_COUNT,
     SUITE_NAMES,

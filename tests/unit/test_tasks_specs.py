@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import agentrt.tasks as tasks_api
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
 from agentrt.tasks import (
     ANSWER_SPEC_NAMES,
     Task,
@@ -21,7 +21,7 @@ from agentrt.tasks import (
     single_step_addition,
     suite,
 )
-from agentrt.tts.answers import (
+from agentrt.tts._answers import (
     AnswerSpec,
     BoxedAnswer,
     ChoiceLetter,
@@ -29,7 +29,7 @@ from agentrt.tts.answers import (
     LastNumber,
     NormalisedString,
 )
-from agentrt.tts.math_answers import MathEquivalent
+from agentrt.tts._math_answers import MathEquivalent
 
 
 def test_all_is_sorted_and_complete() -> None:

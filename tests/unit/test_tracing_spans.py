@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agentrt.clock import FakeClock
-from agentrt.deadline import Deadline
-from agentrt.errors import DeadlineExceeded
+from agentrt.core._clock import FakeClock
+from agentrt.core._deadline import Deadline
+from agentrt.core._errors import DeadlineExceeded
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tracing import (
     AGENTRT,
@@ -31,9 +31,9 @@ from agentrt.tracing import (
     use_tracer_provider,
     workflow_span,
 )
-from agentrt.tracing.content import CAPTURE_CONTENT_ENV
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import TTSExecutor
+from agentrt.tracing._content import CAPTURE_CONTENT_ENV
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import TTSExecutor
 from tests.unit.vllm_double import MODEL, FakeCluster, FakeVLLM, answers_chunks
 
 MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]
@@ -355,8 +355,8 @@ def test_every_gen_ai_key_is_defined_by_the_semantic_conventions() -> None:
     from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
     from opentelemetry.semconv.attributes import error_attributes, server_attributes
 
-    from agentrt.tracing.attributes import AGENTRT as OURS
-    from agentrt.tracing.attributes import ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT
+    from agentrt.tracing._attributes import AGENTRT as OURS
+    from agentrt.tracing._attributes import ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT
 
     defined = {
         value

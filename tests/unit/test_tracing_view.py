@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentrt.errors import ConfigurationError
-from agentrt.tracing.commands import trace_summary_command, trace_view_command
-from agentrt.tracing.records import RunTrace, load_runs
-from agentrt.tracing.waterfall import COLOURS, layout, render_html, render_png
+from agentrt.cli.trace import trace_summary_command, trace_view_command
+from agentrt.cli.waterfall import COLOURS, layout, render_html, render_png
+from agentrt.core._errors import ConfigurationError
+from agentrt.tracing._records import RunTrace, load_runs
 
 TRACES = Path(__file__).parents[1] / "data" / "traces"
 CHROMIUM = Path("/usr/bin/chromium")

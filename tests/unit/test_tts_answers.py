@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrt.errors import ConfigurationError
-from agentrt.tts.answers import (
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._answers import (
     Answer,
     AnswerSpec,
     BoxedAnswer,
@@ -17,7 +17,7 @@ from agentrt.tts.answers import (
     NormalisedString,
     canonical_number,
 )
-from agentrt.tts.math_answers import MathEquivalent, parse_math
+from agentrt.tts._math_answers import MathEquivalent, parse_math
 
 ALL_SPECS: list[AnswerSpec] = [
     LastNumber(),

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from agentrt.clock import MonotonicClock
-from agentrt.errors import BudgetRefused
-from agentrt.lag import loop_lag
+from agentrt.core._clock import MonotonicClock
+from agentrt.core._errors import BudgetRefused
+from agentrt.core._lag import loop_lag
 from agentrt.pool import EndpointPool, EndpointSpec
-from agentrt.tts.accuracy import AccuracyModel
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
-from agentrt.tts.latency import LatencyModel
-from agentrt.tts.planner import SearchSpace
+from agentrt.tts._accuracy import AccuracyModel
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_tokens
+from agentrt.tts._latency import LatencyModel
+from agentrt.tts._planner import SearchSpace
 from tests.unit.vllm_double import FakeCluster, FakeVLLM, answers_chunks
 
 MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]

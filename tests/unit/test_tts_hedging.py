@@ -13,20 +13,20 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentrt.clock import FakeClock
-from agentrt.errors import ConfigurationError, ProtocolError
+from agentrt.core._clock import FakeClock
+from agentrt.core._errors import ConfigurationError, ProtocolError
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tracing import AGENTRT, use_tracer_provider
-from agentrt.tts.accuracy import AccuracyModel
-from agentrt.tts.answers import LastNumber
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.curve import Curve
-from agentrt.tts.executor import CallModels, TTSExecutor, estimate_prompt_tokens
-from agentrt.tts.hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
-from agentrt.tts.latency import LatencyModel, TTFTModel
-from agentrt.tts.length import LengthModel
-from agentrt.tts.planner import PlanInputs, SearchSpace, predict
-from agentrt.tts.result import BranchCounts
+from agentrt.tts._accuracy import AccuracyModel
+from agentrt.tts._answers import LastNumber
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._curve import Curve
+from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_tokens
+from agentrt.tts._hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
+from agentrt.tts._latency import LatencyModel, TTFTModel
+from agentrt.tts._length import LengthModel
+from agentrt.tts._planner import PlanInputs, SearchSpace, predict
+from agentrt.tts._result import BranchCounts
 from tests.unit.vllm_double import FakeCluster, FakeVLLM, answers_chunks, sse, token_chunk
 
 MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]
@@ -422,7 +422,7 @@ async def test_the_chat_span_says_the_call_was_hedged_and_who_won(
 
 
 def test_executors_on_one_pool_share_one_hedge_budget() -> None:
-    from agentrt.tts.hedging import shared_bucket
+    from agentrt.tts._hedging import shared_bucket
 
     class Pool:  # any backend object
         pass

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrt.errors import ConfigurationError, ProfileError
-from agentrt.tts.accuracy import (
+from agentrt.core._errors import ConfigurationError, ProfileError
+from agentrt.tts._accuracy import (
     AccuracyModel,
     AccuracyPrior,
     MeasuredAccuracy,
@@ -19,15 +19,15 @@ from agentrt.tts.accuracy import (
     pass_at_n,
     plurality_accuracy,
 )
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.curve import Curve
-from agentrt.tts.latency import (
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._curve import Curve
+from agentrt.tts._latency import (
     LatencyModel,
     SpeculativeModel,
     TTFTModel,
     expected_tokens_per_pass,
 )
-from agentrt.tts.length import LengthModel
+from agentrt.tts._length import LengthModel
 
 # -- length -------------------------------------------------------------------------
 

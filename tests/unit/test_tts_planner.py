@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrt.errors import ConfigurationError
-from agentrt.tts.accuracy import AccuracyModel, AccuracyPrior
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.curve import Curve
-from agentrt.tts.greedy_search import plan_greedy_parallelism
-from agentrt.tts.latency import LatencyModel, TTFTModel
-from agentrt.tts.length import LengthModel
-from agentrt.tts.planner import (
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._accuracy import AccuracyModel, AccuracyPrior
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._curve import Curve
+from agentrt.tts._greedy_search import plan_greedy_parallelism
+from agentrt.tts._latency import LatencyModel, TTFTModel
+from agentrt.tts._length import LengthModel
+from agentrt.tts._planner import (
     PlanInputs,
     SearchSpace,
     plan_for_deadline,

@@ -16,13 +16,13 @@ import pytest
 import torch
 
 import agentrt.tts.probe as probe_api
-from agentrt.errors import ConfigurationError
-from agentrt.pool.protocol import BranchFinished, ChatRequest, StreamEvent, TokenDelta
+from agentrt.core._errors import ConfigurationError
+from agentrt.pool._protocol import BranchFinished, ChatRequest, StreamEvent, TokenDelta
 from agentrt.tasks import single_step_addition
-from agentrt.tts.accuracy import AccuracyModel
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels
-from agentrt.tts.length import LengthModel
+from agentrt.tts._accuracy import AccuracyModel
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels
+from agentrt.tts._length import LengthModel
 from agentrt.tts.probe import (
     LabelledExample,
     PlattScaling,
@@ -46,7 +46,7 @@ from agentrt.tts.probe import (
     soft_label,
     train_probe,
 )
-from agentrt.tts.probe.train import split_queries
+from agentrt.tuning.probe._train import split_queries
 
 # -- helpers ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from agentrt.errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError
 from agentrt.tts.probe import (
     MINILM_DIM,
     LabelledExample,
@@ -21,7 +21,7 @@ from agentrt.tts.probe import (
     ProbeTraining,
     train_probe,
 )
-from agentrt.tts.probe.embedding import minilm_path
+from agentrt.tts.probe._embedding import minilm_path
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,8 @@ def test_a_probe_on_minilm_predicts_per_query(minilm: MiniLMEmbedder) -> None:
     ]
     report = train_probe(examples, minilm, ProbeTraining(hidden=64, epochs=30, seed=0))
     probe = ProbeAccuracy(report.probe, minilm)
-    from agentrt.tts.config import TTSConfig
-    from agentrt.tts.length import LengthModel
+    from agentrt.tts._config import TTSConfig
+    from agentrt.tts._length import LengthModel
 
     config = TTSConfig("majority", 4, max_tokens=64, temperature=0.7)
     easy = probe.for_query([{"role": "user", "content": "What is 8 plus 9?"}])

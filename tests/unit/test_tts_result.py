@@ -7,13 +7,13 @@ import inspect
 import pytest
 
 import agentrt.tts
-from agentrt.errors import ConfigurationError
-from agentrt.tts.answers import LastNumber
-from agentrt.tts.branch import BranchView
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.planner import Plan, Prediction
-from agentrt.tts.result import BranchCounts, Result
-from agentrt.tts.voting import majority_vote
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._answers import LastNumber
+from agentrt.tts._branch import BranchView
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._planner import Plan, Prediction
+from agentrt.tts._result import BranchCounts, Result
+from agentrt.tts._voting import majority_vote
 
 CONFIG = TTSConfig("majority", 4, temperature=0.7)
 PLAN = Plan(

@@ -8,9 +8,14 @@ import math
 import httpx
 import pytest
 
-from agentrt.errors import ConfigurationError, EndpointRejected, EndpointUnavailable, ProtocolError
-from agentrt.tts.branch import BranchView
-from agentrt.tts.scorers import (
+from agentrt.core._errors import (
+    ConfigurationError,
+    EndpointRejected,
+    EndpointUnavailable,
+    ProtocolError,
+)
+from agentrt.tts._branch import BranchView
+from agentrt.tts._scorers import (
     MeanLogprobScorer,
     RewardModelScorer,
     VerifierScorer,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.errors import ConfigurationError
-from agentrt.tts.answers import LastNumber
-from agentrt.tts.branch import BranchView
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.strategies import (
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._answers import LastNumber
+from agentrt.tts._branch import BranchView
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._strategies import (
     Beam,
     BestOfN,
     Majority,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrt.errors import ConfigurationError
-from agentrt.tts.answers import LastNumber
-from agentrt.tts.branch import BranchView
-from agentrt.tts.voting import (
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._answers import LastNumber
+from agentrt.tts._branch import BranchView
+from agentrt.tts._voting import (
     best_of_n_vote,
     majority_can_stop,
     majority_vote,

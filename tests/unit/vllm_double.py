@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from agentrt.clock import Clock
+from agentrt.core._clock import Clock
 
 MODEL = "smollm2-135m-instruct"
 

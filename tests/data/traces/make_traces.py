@@ -16,7 +16,7 @@ import asyncio
 import random
 from pathlib import Path
 
-from agentrt.deadline import Deadline
+from agentrt.core._deadline import Deadline
 from agentrt.pool import EndpointPool, LocalPool
 from agentrt.tracing import (
     TracingSettings,
@@ -26,10 +26,10 @@ from agentrt.tracing import (
     shutdown_tracing,
     workflow_span,
 )
-from agentrt.tts.config import TTSConfig
-from agentrt.tts.executor import CallModels, TTSExecutor
-from agentrt.tts.latency import LatencyModel
-from agentrt.tts.planner import SearchSpace
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._executor import CallModels, TTSExecutor
+from agentrt.tts._latency import LatencyModel
+from agentrt.tts._planner import SearchSpace
 
 GRAPH = "arith"
 

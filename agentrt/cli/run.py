@@ -1,0 +1,233 @@
+"""``agentrt run``: the main job. A graph under a deadline, with live progress and a table."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agentrt.core._errors import ConfigurationError
+from agentrt.langgraph._loading import LoadedGraph, load_graph
+from agentrt.langgraph._runner import RunEvent, RunResult, run
+from agentrt.pool._config import endpoints_from_env
+from agentrt.tasks import Task, is_correct, suite
+from agentrt.tracing._setup import ensure_tracing
+from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._latency import LatencyModel
+
+__all__ = ["graph_input", "parse_deadline", "run_graph_command"]
+
+_DEADLINE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)?\s*$")
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+DEFAULT_CALIBRATION = Path("budgets/calibration/local-pool.toml")
+
+
+def parse_deadline(text: str) -> float:
+    """``"8s"``, ``"500ms"``, ``"1.5"`` (seconds), ``"2m"`` -> seconds; must be > 0."""
+    match = _DEADLINE.match(text)
+    if match is None:
+        raise ConfigurationError(
+            f"--deadline must be a positive duration like 8s, 500ms or 1.5, got {text!r}"
+        )
+    seconds = float(match.group(1)) * _UNITS_S[match.group(2)]
+    if seconds <= 0:
+        raise ConfigurationError(f"--deadline must be greater than zero, got {text!r}")
+    return seconds
+
+
+def graph_input(
+    loaded: LoadedGraph, text: str | None, task_seed: int | None
+) -> tuple[Any, Task | None]:
+    """The graph's input from ``--input`` JSON or a seeded task of the graph's suite."""
+    if (text is None) == (task_seed is None):
+        raise ConfigurationError("give exactly one of --input '{...}' or --task-seed N")
+    if task_seed is not None:
+        suite_name = loaded.optional("TASK_SUITE")
+        make_input = loaded.optional("input_for")
+        if suite_name is None or make_input is None:
+            raise ConfigurationError(
+                f"{loaded.path} defines no TASK_SUITE and input_for(task): use --input instead"
+            )
+        task = suite(str(suite_name), task_seed, 1)[0]
+        return make_input(task), task
+    assert text is not None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"--input is not valid JSON ({exc.msg} at {exc.pos}): {text!r}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"--input must be a JSON object, got {type(value).__name__}")
+    _check_keys(loaded, value)
+    return value, None
+
+
+def _check_keys(loaded: LoadedGraph, value: dict[str, Any]) -> None:
+    keys, required = _input_keys(loaded.graph)
+    unknown = sorted(set(value) - keys)
+    if keys and unknown:
+        raise ConfigurationError(
+            f"--input has keys {unknown} that graph {loaded.name!r} does not take; "
+            f"its input keys are {sorted(keys)}"
+        )
+    missing = sorted(required - set(value))
+    if missing:
+        raise ConfigurationError(f"--input lacks keys {missing} that graph {loaded.name!r} needs")
+
+
+def _input_keys(graph: Any) -> tuple[set[str], set[str]]:
+    """The input state's keys and required keys, read from the builder's schema."""
+    schema = getattr(getattr(graph, "builder", None), "input_schema", None)
+    if schema is None:
+        return set(), set()
+    try:
+        keys = set(typing.get_type_hints(schema))
+    except (TypeError, NameError):
+        return set(), set()
+    return keys, set(getattr(schema, "__required_keys__", frozenset()))
+
+
+@dataclass
+class _Live:
+    """What the live display shows: per node, its state and visits."""
+
+    deadline_s: float
+    remaining_s: float = 0.0
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def on_event(self, event: RunEvent) -> None:
+        self.remaining_s = event.remaining_s
+        row = self.nodes.setdefault(event.node, {"running": 0, "visits": 0, "errors": 0})
+        if event.kind == "node_started":
+            row["running"] += 1
+            row["visits"] += 1
+        else:
+            row["running"] = max(0, row["running"] - 1)
+            row["errors"] += event.error is not None
+
+    def render(self) -> Group:
+        table = Table(title=None, expand=False)
+        for column in ("node", "state", "visits"):
+            table.add_column(column)
+        for node, row in self.nodes.items():
+            state = "[yellow]running[/]" if row["running"] else "[green]done[/]"
+            table.add_row(node, state, str(row["visits"]))
+        header = Text(f"time left {self.remaining_s:6.2f}s of {self.deadline_s:.2f}s")
+        return Group(header, table)
+
+
+def _calls_table(result: RunResult) -> Table:
+    table = Table(title="LLM calls: slice allocated vs used")
+    for column in ("#", "node", "slice s", "used s", "tokens", "config", "branches f/e/c",
+                   "answer", "status"):  # fmt: skip
+        table.add_column(column)
+    for record in result.calls:
+        alloc, res = record.allocation, record.result
+        config = res.config.label.split(",")[0] if res.config else "-"
+        status = "degraded" if res.degraded else alloc.status
+        table.add_row(
+            str(alloc.index), alloc.node, f"{alloc.slice_s:.2f}", f"{res.latency_s:.2f}",
+            str(res.completion_tokens), config,
+            f"{res.branches.finished}/{res.branches.early_stopped}/{res.branches.cancelled}",
+            "-" if res.answer is None else res.answer.key, status,
+        )  # fmt: skip
+    return table
+
+
+def _nodes_table(result: RunResult) -> Table:
+    table = Table(title="per node")
+    for column in ("node", "rounds", "calls", "allocated s", "used s", "busy s"):
+        table.add_column(column)
+    for node in result.report.nodes:
+        table.add_row(node.node, str(node.rounds), str(node.calls), f"{node.allocated_s:.2f}",
+                      f"{node.used_s:.2f}", f"{node.busy_s:.2f}")  # fmt: skip
+    return table
+
+
+async def run_graph_command(
+    *,
+    graph_path: str,
+    deadline: str,
+    input_json: str | None,
+    task_seed: int | None,
+    profile: Path | None,
+    calibration: Path | None,
+    policy: str | None,
+    console: Console,
+) -> RunResult:
+    seconds = parse_deadline(deadline)
+    ensure_tracing()  # one JSONL file per run under traces/, OTLP when configured
+    loaded = load_graph(graph_path)
+    graph_in, task = graph_input(loaded, input_json, task_seed)
+    chosen_profile = profile or _module_path(loaded.optional("PROFILE"))
+    latency = _latency(calibration)
+    live = _Live(deadline_s=seconds, remaining_s=seconds)
+    if task is not None:
+        console.print(f"task {task.id}: {task.prompt}")
+    console.print(f"running {loaded.path} under a {seconds:g}s deadline"
+                  f"{f' with profile {chosen_profile}' if chosen_profile else ''}...")  # fmt: skip
+    with Live(live.render(), console=console, refresh_per_second=10, transient=False) as view:
+
+        def on_event(event: RunEvent) -> None:
+            live.on_event(event)
+            view.update(live.render())
+
+        result = await run(
+            loaded.graph, graph_in, deadline=seconds, profile=chosen_profile, latency=latency,
+            policy=policy, graph_path=loaded.path, on_event=on_event, task_seed=task_seed,
+            judge=_judge(task, loaded),
+        )  # fmt: skip
+        live.remaining_s = max(0.0, seconds - result.elapsed_s)
+        view.update(live.render())
+    answer_of = loaded.optional("answer_of")
+    answer = answer_of(result.state) if answer_of else None
+    console.print(_calls_table(result))
+    console.print(_nodes_table(result))
+    verdict = ""
+    if task is not None:
+        correct = answer is not None and is_correct(task, str(answer))
+        verdict = f" (expected {task.answer}: {'correct' if correct else 'wrong'})"
+    console.print(f"answer: [bold]{answer}[/]{verdict}")
+    inside = "inside" if result.overshoot_s == 0 else f"over by {result.overshoot_s * 1000:.0f} ms"
+    flag = f"[red]degraded[/]: {result.reason}" if result.degraded else "not degraded"
+    console.print(f"elapsed {result.elapsed_s:.3f}s of {seconds:g}s ({inside}); {flag}")
+    if result.trace_file is not None:
+        console.print(f"trace: {result.trace_file} (agentrt trace view {result.trace_id})")
+    return result
+
+
+def _judge(task: Task | None, loaded: LoadedGraph) -> Any:
+    answer_of = loaded.optional("answer_of")
+    if task is None or answer_of is None:
+        return None
+    labelled = task
+
+    def judge(state: Any) -> bool:
+        answer = answer_of(state)
+        return answer is not None and is_correct(labelled, str(answer))
+
+    return judge
+
+
+def _module_path(value: Any) -> Path | None:
+    if value is None:
+        return None
+    path = Path(str(value))
+    return path if path.is_file() else None
+
+
+def _latency(calibration: Path | None) -> dict[str, LatencyModel] | None:
+    if calibration is not None:
+        return load_latency_models(calibration)
+    if endpoints_from_env() is None and DEFAULT_CALIBRATION.is_file():
+        return load_latency_models(DEFAULT_CALIBRATION)  # measured on the local CPU pool
+    return None

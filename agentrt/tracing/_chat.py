@@ -1,0 +1,366 @@
+"""The ``chat {model}`` span of one executor call, with a child span per branch.
+
+The executor opens :func:`chat_call` around a call; the pool's client notes
+the endpoint and model of each request it sends (:func:`note_endpoint`, via
+:func:`agentrt.tracing._propagation.outgoing_headers`), the executor hands over
+each stream it read (:func:`note_stream`), and :meth:`CallTrace.finished`
+writes the plan, predictions, actual figures and the branch spans. Times come
+from the executor's clock, mapped onto wall time at the span's start, so a
+call, its branches and its slice line up on one axis.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from agentrt.core._clock import Clock, wall_time_ns
+from agentrt.core._deadline import Deadline, current_deadline
+from agentrt.tracing._attributes import (
+    AGENTRT,
+    ERROR_TYPE,
+    GEN_AI,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+)
+from agentrt.tracing._content import (
+    capture_content,
+    input_messages_json,
+    output_messages_json,
+    safe_url,
+)
+from agentrt.tracing._setup import get_tracer
+from agentrt.tracing._spans import (
+    current_allocation,
+    current_node,
+    current_run,
+    expected_answer,
+    record_error,
+)
+
+if TYPE_CHECKING:
+    from agentrt.pool._stream import ChatStream
+    from agentrt.tts._result import Result
+
+__all__ = ["CallTrace", "chat_call", "current_call", "note_endpoint", "note_stream"]
+
+PROVIDER_VLLM = "vllm"
+PROVIDER_OPENAI_COMPATIBLE = "openai_compatible"
+
+
+@dataclass
+class CallTrace:
+    """Collects what one call did while its ``chat`` span is open."""
+
+    span: trace.Span
+    clock: Clock
+    started_clock: float
+    started_ns: int
+    streams: list[ChatStream] = field(default_factory=list)
+    hedges: list[ChatStream] = field(default_factory=list)
+    model: str | None = None
+
+    def ns(self, at: float) -> int:
+        """Wall-clock nanoseconds of an instant on the executor's clock."""
+        return self.started_ns + round((at - self.started_clock) * 1e9)
+
+    def note_endpoint(
+        self,
+        *,
+        url: str,
+        address: tuple[str, int],
+        model: str,
+        group: str,
+        vllm: bool,
+        draft_tokens: int | None,
+    ) -> None:
+        """The endpoint a request of this call went to (the client calls this)."""
+        if self.model is None:
+            self.model = model
+            self.span.update_name(f"chat {model}")
+            self.span.set_attribute(GEN_AI.REQUEST_MODEL, model)
+            self.span.set_attribute(
+                GEN_AI.PROVIDER_NAME, PROVIDER_VLLM if vllm else PROVIDER_OPENAI_COMPATIBLE
+            )
+        self.span.set_attribute(SERVER_ADDRESS, address[0])
+        self.span.set_attribute(SERVER_PORT, address[1])
+        self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_url(url))
+        self.span.set_attribute(AGENTRT.ENDPOINT_GROUP, group)
+        if draft_tokens:
+            self.span.set_attribute(AGENTRT.DRAFT_TOKENS, draft_tokens)
+
+    def finished(self, result: Result) -> None:
+        """Record the plan, the predictions against the actual figures, and the branches."""
+        span = self.span
+        plan = result.plan
+        attrs: dict[str, AttributeValue] = {
+            AGENTRT.OBJECTIVE: plan.objective,
+            AGENTRT.SLICE_S: _finite(plan.slice_s),
+            AGENTRT.PLAN_REASON: plan.reason,
+            AGENTRT.CONFIGS_CONSIDERED: plan.considered,
+            AGENTRT.CONFIGS_FITTING: plan.fitting,
+            AGENTRT.ACTUAL_LATENCY_S: result.latency_s,
+            AGENTRT.ACTUAL_TOKENS: result.completion_tokens,
+            AGENTRT.WITHIN_SLICE: result.latency_s <= plan.slice_s,
+            AGENTRT.BRANCHES_FINISHED: result.branches.finished,
+            AGENTRT.BRANCHES_EARLY_STOPPED: result.branches.early_stopped,
+            AGENTRT.BRANCHES_CANCELLED: result.branches.cancelled,
+            AGENTRT.TOKENS_SAVED: result.tokens_saved_by_early_stop,
+            AGENTRT.DEGRADED: result.degraded,
+            AGENTRT.REQUESTS: len(self.streams),
+            AGENTRT.HEDGED: result.hedged,
+            AGENTRT.HEDGE_WON: result.hedge_won,
+            AGENTRT.HEDGE_BRANCHES: result.branches.hedged,
+            GEN_AI.USAGE_INPUT_TOKENS: result.prompt_tokens,
+            GEN_AI.USAGE_OUTPUT_TOKENS: result.completion_tokens,
+        }
+        config = plan.config
+        if config is not None:
+            attrs |= {
+                AGENTRT.STRATEGY: config.strategy,
+                AGENTRT.N: config.n,
+                AGENTRT.GROUP: config.group,
+                GEN_AI.REQUEST_MAX_TOKENS: config.max_tokens,
+            }
+            if config.n != 1:
+                attrs[GEN_AI.REQUEST_CHOICE_COUNT] = config.n
+        if self.streams:
+            request = self.streams[0].request
+            attrs[GEN_AI.REQUEST_MAX_TOKENS] = request.max_tokens
+            attrs[GEN_AI.REQUEST_TEMPERATURE] = request.temperature
+            attrs[GEN_AI.REQUEST_TOP_P] = request.top_p
+            if request.seed is not None:
+                attrs[GEN_AI.REQUEST_SEED] = request.seed
+        prediction = plan.prediction
+        if prediction is not None:
+            attrs |= {
+                AGENTRT.PREDICTED_LATENCY_S: prediction.latency_quantile_s,
+                AGENTRT.PREDICTED_LATENCY_MEAN_S: prediction.latency_mean_s,
+                AGENTRT.PREDICTED_TOKENS: prediction.expected_tokens,
+                AGENTRT.PREDICTED_ACCURACY: prediction.accuracy,
+                AGENTRT.SLA_QUANTILE: prediction.sla_quantile,
+            }
+        reasons = [b.finish_reason for s in self.streams for b in _branches(s) if b.finish_reason]
+        if reasons:
+            attrs[GEN_AI.RESPONSE_FINISH_REASONS] = reasons
+        first = [
+            b.first_token_at - s.started_at
+            for s in self.streams
+            for b in _branches(s)
+            if b.first_token_at is not None
+        ]
+        if first:
+            attrs[GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK] = min(first)
+        if result.hedge_after_s is not None:
+            attrs[AGENTRT.HEDGE_AFTER_S] = result.hedge_after_s
+        if result.degraded_reason is not None:
+            attrs[AGENTRT.DEGRADED_REASON] = result.degraded_reason
+        votes = result.votes
+        if votes:
+            attrs[AGENTRT.VOTES] = [f"{key}:{weight:g}" for key, weight in votes.items()]
+        answer = result.answer
+        expected = expected_answer()
+        if expected is not None:
+            attrs[AGENTRT.ACTUAL_CORRECT] = answer is not None and answer.key == expected
+        if capture_content():
+            if answer is not None:
+                attrs[AGENTRT.ANSWER] = answer.key
+            winner = result.decision.winner_index
+            finish = None
+            if winner is not None:
+                records = [b for s in self.streams for b in _branches(s)]
+                finish = records[winner].finish_reason if winner < len(records) else None
+            attrs[GEN_AI.OUTPUT_MESSAGES] = output_messages_json(result.text, finish)
+        span.set_attributes(attrs)
+        cut = any(s.cut_by_deadline for s in self.streams) and result.branches.cancelled > 0
+        if cut:
+            span.set_attribute(ERROR_TYPE, "deadline_exceeded")
+            span.set_status(Status(StatusCode.ERROR, result.degraded_reason or "slice ended"))
+        self._branch_spans(result)
+
+    def _branch_spans(self, result: Result) -> None:
+        tracer = get_tracer()
+        parent = trace.set_span_in_context(self.span)
+        early_stopped = result.branches.early_stopped > 0
+        now = self.clock.now()
+        ordinal = 0
+        for r, stream in enumerate(self.streams):
+            last = r == len(self.streams) - 1
+            closed_at = stream.closed_at if stream.closed_at is not None else now
+            if last and early_stopped and not stream.cut_by_deadline:
+                self.span.add_event(
+                    "agentrt.early_stop", {AGENTRT.REQUESTS: r}, timestamp=self.ns(closed_at)
+                )
+            if stream.cut_by_deadline:
+                self.span.add_event(
+                    "agentrt.slice_end", {AGENTRT.REQUESTS: r}, timestamp=self.ns(closed_at)
+                )
+            hedge = any(stream is h for h in self.hedges)
+            for branch in _branches(stream):
+                outcome = _outcome(branch, stream, result, last=last, hedged=bool(self.hedges))
+                end = branch.finished_at if branch.finished_at is not None else closed_at
+                attrs: dict[str, AttributeValue] = {
+                    AGENTRT.BRANCH_INDEX: branch.index,
+                    AGENTRT.BRANCH_REQUEST: r,
+                    AGENTRT.BRANCH_OUTCOME: outcome,
+                    AGENTRT.BRANCH_TOKENS: branch.tokens,
+                    AGENTRT.BRANCH_CHUNKS: len(branch.token_times),
+                    AGENTRT.BRANCH_CONCURRENCY: stream.request.n,
+                    AGENTRT.BRANCH_HEDGE: hedge,
+                }
+                if branch.finish_reason is not None:
+                    attrs[AGENTRT.BRANCH_FINISH_REASON] = branch.finish_reason
+                if branch.first_token_at is not None:
+                    attrs[AGENTRT.BRANCH_TTFT_S] = branch.first_token_at - stream.started_at
+                    attrs[AGENTRT.BRANCH_DECODE_S] = max(0.0, end - branch.first_token_at)
+                child = tracer.start_span(
+                    f"branch {ordinal}",
+                    context=parent,
+                    kind=SpanKind.INTERNAL,
+                    attributes=attrs,
+                    start_time=self.ns(stream.started_at),
+                )
+                if outcome == "cancelled":
+                    child.set_status(Status(StatusCode.ERROR, "cancelled"))
+                    child.set_attribute(
+                        ERROR_TYPE, "deadline_exceeded" if stream.cut_by_deadline else "cancelled"
+                    )
+                child.end(end_time=self.ns(max(end, stream.started_at)))
+                ordinal += 1
+
+
+def _outcome(branch: Any, stream: ChatStream, result: Result, *, last: bool, hedged: bool) -> str:
+    """``finished``; ``early_stopped`` (the vote was decided); ``superseded`` (a
+    hedged call got this branch from the other request); else ``cancelled``."""
+    if branch.finished:
+        return "finished"
+    healthy = stream.error is None and not stream.cut_by_deadline
+    if healthy and result.branches.early_stopped > 0 and (last or hedged):
+        return "early_stopped"
+    if healthy and hedged and result.branches.cancelled == 0:
+        return "superseded"
+    return "cancelled"
+
+
+def _branches(stream: ChatStream) -> list[Any]:
+    return [stream.branches[i] for i in sorted(stream.branches)]
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 1e9
+
+
+_current: contextvars.ContextVar[CallTrace | None] = contextvars.ContextVar(
+    "agentrt_trace_call", default=None
+)
+
+
+def current_call() -> CallTrace | None:
+    """The executor call being traced in this context, if any."""
+    return _current.get()
+
+
+def note_stream(stream: ChatStream, *, hedge: bool = False) -> None:
+    """The executor reads ``stream`` for the current call, as its hedge request if
+    ``hedge`` (no-op outside a call)."""
+    call = _current.get()
+    if call is not None and stream not in call.streams:
+        call.streams.append(stream)
+        if hedge:
+            call.hedges.append(stream)
+
+
+def note_endpoint(
+    *,
+    url: str,
+    address: tuple[str, int],
+    model: str,
+    group: str,
+    vllm: bool,
+    draft_tokens: int | None = None,
+) -> None:
+    """A request of the current call is going to this endpoint (no-op outside one)."""
+    call = _current.get()
+    if call is not None:
+        call.note_endpoint(
+            url=url, address=address, model=model, group=group, vllm=vllm,
+            draft_tokens=draft_tokens,
+        )  # fmt: skip
+
+
+def _slice_attributes(slice_s: float | None, deadline: Deadline | None) -> dict[str, Any]:
+    attrs: dict[str, AttributeValue] = {}
+    run = current_run()
+    run_deadline = run.deadline if run is not None and run.deadline is not None else deadline
+    if run_deadline is not None and math.isfinite(run_deadline.budget_s):
+        attrs[AGENTRT.DEADLINE_S] = run_deadline.budget_s
+        attrs[AGENTRT.TIME_LEFT_S] = run_deadline.remaining()
+    node = current_node()
+    if node is not None:
+        attrs[AGENTRT.NODE] = node.node
+        if node.visit is not None:
+            attrs[AGENTRT.NODE_VISIT] = node.visit
+        if node.step is not None:
+            attrs[AGENTRT.NODE_STEP] = node.step
+    allocation = current_allocation()
+    if allocation is not None:
+        attrs |= {
+            AGENTRT.CALL_INDEX: allocation.index,
+            AGENTRT.PLANNED_SLICE_S: allocation.planned_s,
+            AGENTRT.SLICE_STATUS: allocation.status,
+            AGENTRT.POLICY: allocation.policy,
+            AGENTRT.PREDICTED_MIN_S: allocation.predicted_min_s,
+        }
+        attrs.setdefault(AGENTRT.NODE, allocation.node)
+        if allocation.call_site is not None:
+            attrs[AGENTRT.CALL_SITE] = allocation.call_site
+    if slice_s is not None:
+        attrs[AGENTRT.SLICE_S] = slice_s
+    return attrs
+
+
+@contextmanager
+def chat_call(
+    messages: Sequence[dict[str, Any]],
+    *,
+    clock: Clock,
+    slice_s: float | None = None,
+    deadline: Deadline | None = None,
+) -> Iterator[CallTrace]:
+    """The ``chat`` span (CLIENT) of one executor call, current inside the block."""
+    attrs = {
+        GEN_AI.OPERATION_NAME: GEN_AI.CHAT,
+        GEN_AI.PROVIDER_NAME: PROVIDER_VLLM,
+        GEN_AI.REQUEST_STREAM: True,
+        **_slice_attributes(slice_s, deadline or current_deadline()),
+    }
+    from agentrt.tts._executor import estimate_prompt_tokens  # the executor imports this module
+
+    attrs[AGENTRT.PROMPT_TOKENS_ESTIMATE] = estimate_prompt_tokens(messages)
+    if capture_content():
+        attrs[GEN_AI.INPUT_MESSAGES] = input_messages_json(messages)
+    started_clock, started_ns = clock.now(), wall_time_ns()
+    span = get_tracer().start_span(
+        "chat", kind=SpanKind.CLIENT, attributes=attrs, start_time=started_ns
+    )
+    call = CallTrace(span, clock, started_clock, started_ns)
+    token = _current.set(call)
+    try:
+        with trace.use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            yield call
+    except BaseException as exc:
+        record_error(span, exc)
+        raise
+    finally:
+        _current.reset(token)
+        span.end(end_time=call.ns(clock.now()))

@@ -1,0 +1,264 @@
+"""Where spans go: the tracer provider, its exporters, and flushing.
+
+Exporters are chosen by the standard variables: ``OTEL_TRACES_EXPORTER`` (a
+comma list of ``otlp``, ``console``, ``none``, plus agentrt's ``jsonl``);
+when it is unset, local runs write JSONL under ``traces/`` (``AGENTRT_TRACES_DIR``)
+and add OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set. The OTLP exporter reads its
+endpoint, headers, timeout and certificates from the ``OTEL_EXPORTER_OTLP_*``
+variables itself; ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`` picks
+``http/protobuf`` (default) or ``grpc``. ``OTEL_SDK_DISABLED=true`` turns
+everything off.
+
+agentrt's spans go to, in order: a provider made current with
+:func:`use_tracer_provider` (tests), the provider :func:`configure_tracing`
+set up, or the application's global OpenTelemetry provider.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+
+from agentrt.core._errors import ConfigurationError
+from agentrt.tracing._jsonl import JsonlSpanExporter
+
+__all__ = [
+    "EXPORTER_NAMES",
+    "Tracing",
+    "TracingSettings",
+    "configure_tracing",
+    "current_tracing",
+    "ensure_tracing",
+    "flush_traces",
+    "get_tracer",
+    "shutdown_tracing",
+    "use_tracer_provider",
+]
+
+EXPORTER_NAMES = ("jsonl", "otlp", "console")
+TRACER_NAME = "agentrt"
+DEFAULT_TRACES_DIR = Path("traces")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("agentrt")
+    except Exception:  # pragma: no cover - not installed (running from a checkout)
+        return "0"
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """Which exporters to use and where JSONL files go."""
+
+    exporters: tuple[str, ...] = ("jsonl",)
+    traces_dir: Path = DEFAULT_TRACES_DIR
+    service_name: str = "agentrt"
+    otlp_protocol: str = "http/protobuf"
+    resource: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.exporters if e not in EXPORTER_NAMES]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown trace exporter(s) {unknown}; choose from {list(EXPORTER_NAMES)}"
+            )
+        if self.otlp_protocol not in ("http/protobuf", "grpc"):
+            raise ConfigurationError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL must be 'http/protobuf' or 'grpc', "
+                f"got {self.otlp_protocol!r}"
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, local: bool = True
+    ) -> TracingSettings:
+        """Settings from the standard variables; ``local`` runs default to JSONL."""
+        env = os.environ if environ is None else environ
+        protocol = (
+            env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        traces_dir = Path(env.get("AGENTRT_TRACES_DIR") or DEFAULT_TRACES_DIR)
+        service = env.get("OTEL_SERVICE_NAME") or "agentrt"
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+            return cls((), traces_dir, service, protocol)
+        chosen = env.get("OTEL_TRACES_EXPORTER")
+        if chosen is not None and chosen.strip():
+            names = [n.strip().lower() for n in chosen.split(",") if n.strip()]
+            exporters = tuple(dict.fromkeys(n for n in names if n != "none"))
+        else:
+            wanted = ["jsonl"] if local else []
+            if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+            ):
+                wanted.append("otlp")
+            exporters = tuple(wanted)
+        return cls(exporters, traces_dir, service, protocol)
+
+
+def _otlp_exporter(protocol: str) -> SpanExporter:
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcExporter,
+            )
+
+            return GrpcExporter()
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    except ImportError as exc:
+        package = "grpc" if protocol == "grpc" else "http"
+        raise ConfigurationError(
+            f"OTLP over {protocol} needs the package opentelemetry-exporter-otlp-proto-{package}"
+        ) from exc
+
+
+class Tracing:
+    """A tracer provider with agentrt's exporters (see :func:`configure_tracing`)."""
+
+    def __init__(self, settings: TracingSettings) -> None:
+        self.settings = settings
+        attributes: dict[str, str] = {
+            "service.name": settings.service_name,
+            "service.version": _version(),
+            **settings.resource,
+        }
+        self.provider = TracerProvider(resource=Resource.create(attributes))
+        self.jsonl: JsonlSpanExporter | None = None
+        for name in settings.exporters:
+            exporter: SpanExporter
+            if name == "jsonl":
+                exporter = self.jsonl = JsonlSpanExporter(settings.traces_dir)
+            elif name == "otlp":
+                exporter = _otlp_exporter(settings.otlp_protocol)
+            else:
+                exporter = ConsoleSpanExporter()
+            self.provider.add_span_processor(BatchSpanProcessor(exporter))
+
+    def flush(self, timeout_ms: int = 10_000) -> bool:
+        """Export every finished span now (called when a run ends, fails or is interrupted)."""
+        return self.provider.force_flush(timeout_ms)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+_lock = threading.Lock()
+_configured: Tracing | None = None
+_override: contextvars.ContextVar[trace.TracerProvider | None] = contextvars.ContextVar(
+    "agentrt_tracer_provider", default=None
+)
+
+
+def configure_tracing(
+    settings: TracingSettings | None = None, *, set_global: bool = False
+) -> Tracing:
+    """Set up agentrt's tracer provider (replacing, and flushing, a previous one).
+
+    ``settings`` default to :meth:`TracingSettings.from_env`. With ``set_global``
+    the provider also becomes OpenTelemetry's global one, so other
+    instrumentation in the process joins the same traces.
+    """
+    global _configured
+    tracing = Tracing(settings or TracingSettings.from_env())
+    with _lock:
+        previous, _configured = _configured, tracing
+    if previous is not None:
+        previous.shutdown()
+    if set_global:
+        trace.set_tracer_provider(tracing.provider)
+    return tracing
+
+
+def current_tracing() -> Tracing | None:
+    """The provider :func:`configure_tracing` set up, if any."""
+    return _configured
+
+
+def shutdown_tracing() -> None:
+    """Flush and drop the configured provider (spans go to the global one again)."""
+    global _configured
+    with _lock:
+        previous, _configured = _configured, None
+    if previous is not None:
+        previous.shutdown()
+
+
+def _global_is_sdk() -> bool:
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def ensure_tracing(settings: TracingSettings | None = None) -> Tracing | None:
+    """What a run calls first: keep the configured provider, or the
+    application's own SDK provider when it set one globally (returns None),
+    else configure from the environment."""
+    if _configured is not None:
+        return _configured
+    if _override.get() is not None or _global_is_sdk():
+        return None
+    return configure_tracing(settings)
+
+
+@contextmanager
+def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[trace.TracerProvider]:
+    """Send agentrt's spans to ``provider`` inside the block (for tests and embedding)."""
+    token = _override.set(provider)
+    try:
+        yield provider
+    finally:
+        _override.reset(token)
+
+
+def _provider() -> trace.TracerProvider:
+    override = _override.get()
+    if override is not None:
+        return override
+    if _configured is not None:
+        return _configured.provider
+    return trace.get_tracer_provider()
+
+
+def get_tracer() -> trace.Tracer:
+    """The tracer agentrt's spans are made with."""
+    return _provider().get_tracer(TRACER_NAME, _version())
+
+
+def flush_traces(timeout_ms: int = 10_000) -> bool:
+    """Flush whichever provider agentrt's spans go to (no-op for a non-SDK one)."""
+    provider = _provider()
+    if isinstance(provider, TracerProvider):
+        return provider.force_flush(timeout_ms)
+    return True
+
+
+def jsonl_exporter() -> JsonlSpanExporter | None:
+    """The JSONL exporter of the provider in use, if it has one."""
+    override = _override.get()
+    if override is not None:
+        return None
+    return _configured.jsonl if _configured is not None else None

@@ -1,0 +1,145 @@
+"""Hedged requests (The Tail at Scale): when a call's duplicate goes out, and how often.
+
+A call still running past the latency model's ``trigger_quantile`` (p95 by
+default) for the config it runs, at the load its plan assumed, gets a
+duplicate request for its missing branches on another endpoint of the group;
+the first branches to finish count, the rest are cancelled. A
+:class:`TokenBucket` bounds hedges to about ``budget_ratio`` of calls: each
+call deposits ``budget_ratio`` tokens (up to ``burst``), a hedge spends one.
+
+Everything here is pure or a few lines of state; the executor does the I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field, replace
+
+from agentrt.core._errors import ConfigurationError
+from agentrt.tts._config import TTSConfig
+from agentrt.tts._planner import PlanInputs, predict
+
+__all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s", "shared_bucket"]
+
+_ROUNDING = 1e-9
+
+
+@dataclass(frozen=True)
+class HedgePolicy:
+    """When to hedge and how much hedging to allow.
+
+    ``trigger_quantile``: hedge once the call runs past this quantile of its
+    predicted latency. ``budget_ratio``: hedges per call in the long run (the
+    bucket's refill per call). ``burst``: the most hedges the bucket can hold
+    (it starts full). ``min_delay_s``: never hedge sooner than this, a floor
+    for an optimistic latency model.
+    """
+
+    trigger_quantile: float = 0.95
+    budget_ratio: float = 0.05
+    burst: float = 2.0
+    min_delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("trigger_quantile", self.trigger_quantile, 0.0 < self.trigger_quantile < 1.0,
+               "in (0, 1)")  # fmt: skip
+        _check("budget_ratio", self.budget_ratio, 0.0 <= self.budget_ratio <= 1.0, "in [0, 1]")
+        _check("burst", self.burst, 1.0 <= self.burst < math.inf, "finite and >= 1")
+        _check("min_delay_s", self.min_delay_s, 0.0 <= self.min_delay_s < math.inf,
+               "finite and >= 0")  # fmt: skip
+
+    @classmethod
+    def coerce(cls, value: HedgePolicy | bool | None) -> HedgePolicy | None:
+        """``True`` is the default policy, ``False``/``None`` no hedging."""
+        if isinstance(value, HedgePolicy):
+            return value
+        if value is True:
+            return cls()
+        if value is False or value is None:
+            return None
+        raise ConfigurationError(f"hedge must be a HedgePolicy, True, False or None, got {value!r}")
+
+
+def _check(name: str, value: float, ok: bool, expected: str) -> None:
+    if math.isnan(value) or not ok:
+        raise ConfigurationError(f"HedgePolicy.{name} must be {expected}, got {value!r}")
+
+
+@dataclass
+class TokenBucket:
+    """Counts hedge credit by calls, not by time: each call deposits ``ratio``
+    tokens up to ``capacity``; a hedge spends one whole token."""
+
+    ratio: float
+    capacity: float
+    tokens: float = field(default=math.nan)
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.tokens):
+            self.tokens = self.capacity
+        if math.isnan(self.ratio) or not 0.0 <= self.ratio <= 1.0:
+            raise ConfigurationError(f"TokenBucket.ratio must be in [0, 1], got {self.ratio!r}")
+        if math.isnan(self.capacity) or not 1.0 <= self.capacity < math.inf:
+            raise ConfigurationError(
+                f"TokenBucket.capacity must be finite and >= 1, got {self.capacity!r}"
+            )
+        if not 0.0 <= self.tokens <= self.capacity:
+            raise ConfigurationError(
+                f"TokenBucket.tokens must be in [0, capacity={self.capacity}], got {self.tokens!r}"
+            )
+
+    @classmethod
+    def for_policy(cls, policy: HedgePolicy) -> TokenBucket:
+        return cls(ratio=policy.budget_ratio, capacity=policy.burst)
+
+    def deposit(self) -> None:
+        """One call started: add ``ratio`` tokens, up to ``capacity``."""
+        self.tokens = min(self.capacity, self.tokens + self.ratio)
+
+    @property
+    def available(self) -> bool:
+        """A whole token is there (allowing for rounding: 20 x 0.05 is one token)."""
+        return self.tokens >= 1.0 - _ROUNDING
+
+    def try_spend(self) -> bool:
+        """Take a token for one hedge; ``False`` (and nothing taken) when none is left."""
+        if not self.available:
+            return False
+        self.tokens = max(0.0, self.tokens - 1.0)
+        return True
+
+
+_BUCKETS: weakref.WeakKeyDictionary[object, dict[HedgePolicy, TokenBucket]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_bucket(backend: object, policy: HedgePolicy) -> TokenBucket:
+    """The one bucket of ``policy`` on ``backend``: hedges load the servers, so
+    their budget is the pool's, shared by every executor (and run) using it, not
+    a fresh burst for each new executor."""
+    by_policy = _BUCKETS.setdefault(backend, {})
+    if policy not in by_policy:
+        by_policy[policy] = TokenBucket.for_policy(policy)
+    return by_policy[policy]
+
+
+def hedge_delay_s(config: TTSConfig, inputs: PlanInputs, policy: HedgePolicy) -> float:
+    """How long after it starts a call running ``config`` is hedged: the latency
+    model's ``trigger_quantile`` for it at the plan's load, floored at ``min_delay_s``."""
+    at_trigger = replace(inputs, sla_quantile=policy.trigger_quantile)
+    return max(policy.min_delay_s, predict(config, at_trigger).latency_quantile_s)
+
+
+def hedge_at(
+    started_at: float, delay_s: float, expected_s: float, read_until_at: float
+) -> float | None:
+    """The instant a call started at ``started_at`` hedges, or ``None`` when a
+    hedge could not help: one sent then would need ``expected_s`` (the config's
+    mean latency) and end past ``read_until_at``, when reading stops."""
+    for name, value in (("delay_s", delay_s), ("expected_s", expected_s)):
+        if math.isnan(value) or value < 0:
+            raise ConfigurationError(f"hedge_at: {name} must be >= 0, got {value!r}")
+    fire_at = started_at + delay_s
+    return fire_at if fire_at + expected_s <= read_until_at else None

@@ -1,0 +1,33 @@
+"""Every benchmark ``agentrt bench`` knows, by name. Add yours here."""
+
+from __future__ import annotations
+
+from benchmarks import (
+    branches,
+    chaos,
+    configs,
+    frontier,
+    hedging,
+    load,
+    overhead,
+    peer,
+    policies,
+)
+from benchmarks.registry import Benchmark
+
+__all__ = ["CATALOG"]
+
+CATALOG: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        branches.BENCHMARK,
+        frontier.BENCHMARK,
+        configs.BENCHMARK,
+        overhead.BENCHMARK,
+        peer.BENCHMARK,
+        policies.BENCHMARK,
+        chaos.BENCHMARK,
+        load.BENCHMARK,
+        hedging.BENCHMARK,
+    )
+}

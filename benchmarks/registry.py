@@ -1,0 +1,74 @@
+"""What a benchmark is to ``agentrt bench``: a name, a ``measure`` coroutine and
+the tables (and optional plot) its result renders into ``docs/BENCHMARKS.md``.
+
+Adding a benchmark is one module that builds a :class:`Benchmark` and one line
+in :mod:`benchmarks.catalog`; the command opens the pool, times the run,
+writes the JSON and the docs section for every benchmark alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agentrt.pool._pool import EndpointPool
+from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._latency import LatencyModel
+from benchmarks.results import BenchResult
+
+__all__ = ["CALIBRATION", "BenchContext", "Benchmark", "Measured", "Tables"]
+
+CALIBRATION = Path("budgets/calibration/local-pool.toml")
+"""The local pool's calibrated latency models (``agentrt calibrate``)."""
+
+Tables = list[tuple[str, str]]
+"""(caption, markdown table) pairs, in the order they appear in the docs."""
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    """What one benchmark run gets: the open pool and the command's options."""
+
+    pool: EndpointPool
+    quick: bool
+    seed: int
+    tasks: str | Path
+    count: int | None
+    console: Console
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(self.pool.groups)
+
+    def latency_models(self) -> dict[str, LatencyModel]:
+        """The calibrated latency models of the groups this pool has."""
+        return {g: m for g, m in load_latency_models(CALIBRATION).items() if g in self.groups}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A benchmark's output: its parameters, one row per measured point, a summary."""
+
+    parameters: dict[str, Any]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One entry of ``agentrt bench``.
+
+    ``pool`` is the local pool's shape (plain servers, speculative servers) used
+    when no pool is configured; ``plot`` draws the PNG beside the docs.
+    """
+
+    name: str
+    summary: str
+    measure: Callable[[BenchContext], Awaitable[Measured]]
+    tables: Callable[[BenchResult], Tables]
+    plot: Callable[[list[dict[str, Any]], Path, str], object] | None = None
+    pool: tuple[int, int] = (1, 1)
