@@ -250,7 +250,7 @@ def probe_train(
     ] = None,
 ) -> None:
     """Sample the pool on a task suite, train the probe, print Brier/ECE before and after."""
-    from agentrt.tts.probe import train_probe_command
+    from agentrt.cli.probe import train_probe_command
 
     _run(
         train_probe_command(

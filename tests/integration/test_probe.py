@@ -17,6 +17,8 @@ from agentrt.tts._planner import SearchSpace
 from agentrt.tts.probe import (
     MiniLMEmbedder,
     ProbeAccuracy,
+)
+from agentrt.tuning.probe import (
     ProbeTraining,
     bootstrap_examples,
     collect_samples,

@@ -15,13 +15,15 @@ import torch
 from agentrt.core._errors import ConfigurationError
 from agentrt.tts.probe import (
     MINILM_DIM,
-    LabelledExample,
     MiniLMEmbedder,
     ProbeAccuracy,
+)
+from agentrt.tts.probe._embedding import minilm_path
+from agentrt.tuning.probe import (
+    LabelledExample,
     ProbeTraining,
     train_probe,
 )
-from agentrt.tts.probe._embedding import minilm_path
 
 pytestmark = pytest.mark.slow
 
