@@ -1,4 +1,5 @@
-"""Deadlines: absolute instants, children, soft/hard, scope, header, errors."""
+"""Deadlines: absolute instants, children, soft/hard, scope, header, errors, and
+cutoffs at their instants on an autojumping fake clock (no real waiting)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrt.core._clock import FakeClock, use_clock
+from agentrt.core._clock import FakeClock, timeout_at, use_clock
 from agentrt.core._deadline import DEADLINE_HEADER, Deadline, current_deadline, deadline_scope
 from agentrt.core._errors import (
     AgentrtError,
@@ -245,3 +246,78 @@ async def test_scope_reaches_tasks_started_inside(clock: FakeClock) -> None:
         inside = await asyncio.create_task(read())
     assert inside == 4.0
     assert await asyncio.create_task(read()) is None
+
+
+# -- cutoffs at a deadline's instants, on the fake clock -------------------------------
+
+
+async def test_a_timeout_at_the_hard_instant_fires_exactly_then() -> None:
+    clock = FakeClock(start=100.0, autojump=True)
+    deadline = Deadline.after(10, clock=clock, scope="run")
+    with pytest.raises(TimeoutError):
+        async with timeout_at(deadline.hard_at, clock=deadline.clock):
+            await asyncio.Event().wait()
+    assert clock.now() == deadline.hard_at == 110.0
+    assert deadline.expired and deadline.overrun() == 0.0
+    assert deadline.exceeded().elapsed_s == 10.0
+
+
+async def test_a_slice_is_cut_at_its_own_instant_inside_the_run() -> None:
+    clock = FakeClock(start=0.0, autojump=True)
+    run = Deadline.after(30, clock=clock)
+    marks: list[tuple[str, float]] = []
+    with pytest.raises(TimeoutError):
+        async with timeout_at(run.hard_at, clock=clock):
+            for at_most_s in (4.0, 6.0):
+                call = run.child(at_most_s=at_most_s, scope="call")
+                try:
+                    async with timeout_at(call.hard_at, clock=clock):
+                        await asyncio.Event().wait()
+                except TimeoutError:
+                    marks.append((call.scope, clock.now()))
+            await asyncio.Event().wait()
+    assert marks == [("call", 4.0), ("call", 10.0)]
+    assert clock.now() == 30.0 and run.expired
+
+
+async def test_waiting_for_the_soft_instant_then_the_hard_one() -> None:
+    clock = FakeClock(start=0.0, autojump=True)
+    deadline = Deadline.after(10, clock=clock, soft_margin_s=2)
+    drained_at: list[float] = []
+
+    async def drain() -> None:
+        await clock.sleep_until(deadline.soft_at)
+        drained_at.append(clock.now())
+
+    task = asyncio.create_task(drain())
+    with pytest.raises(TimeoutError):
+        async with timeout_at(deadline.hard_at, clock=clock):
+            await asyncio.Event().wait()
+    await task
+    assert drained_at == [8.0] and clock.now() == 10.0
+
+
+async def test_cancelling_work_under_a_deadline_is_not_a_timeout() -> None:
+    clock = FakeClock(start=0.0, autojump=True)
+    deadline = Deadline.after(10, clock=clock)
+
+    async def work() -> None:
+        async with timeout_at(deadline.hard_at, clock=clock):
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(work())
+    await clock.sleep(3.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert clock.now() == 3.0 and not deadline.expired
+    await clock.sleep(60.0)  # its timer was disarmed: nothing fires at 10
+    assert clock.next_timer_at() is None
+
+
+async def test_a_never_deadline_arms_no_timer() -> None:
+    clock = FakeClock(start=0.0, autojump=True)
+    deadline = Deadline.never(clock=clock)
+    async with timeout_at(deadline.hard_at, clock=clock) as scope:
+        await clock.sleep(1e6)
+    assert not scope.expired() and clock.now() == 1e6

@@ -7,6 +7,7 @@ A graph's topology and a profile file are read once, not once per run.
 
 No server: the graph's node never calls an LLM, it only waits to be cut, then
 takes a few turns of the event loop to clean up, as a closing stream does.
+Deadlines run on an autojumping fake clock: exact instants, no real waiting.
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ async def test_the_result_returns_before_the_cut_graph_unwinds() -> None:
     log: list[str] = []
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
     try:
-        result = await run(_slow_graph(log), {"started": True}, deadline=0.2, pool=pool)
+        result = await run(_slow_graph(log), {"started": True}, deadline=0.2, pool=pool,
+                           clock=FakeClock(autojump=True))  # fmt: skip
         assert result.degraded and result.reason is not None
         assert "hard deadline" in result.reason
+        assert result.elapsed_s == pytest.approx(0.2, abs=0.01)  # less any lag margin
         assert result.cut == ("slow",)
         assert result.state == {"started": True}  # the last consistent state
         assert log == ["started"], "returned without waiting for the node to unwind"
@@ -79,18 +82,21 @@ async def test_on_a_lagging_loop_the_cut_comes_early_by_the_lag() -> None:
     loop_lag().window.add(MonotonicClock().now(), 0.15)  # lately its timers ran 150 ms late
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
     try:
-        result = await run(_slow_graph([]), {"started": True}, deadline=0.4, pool=pool)
+        clock = FakeClock(autojump=True)
+        result = await run(_slow_graph([]), {"started": True}, deadline=0.4, pool=pool,
+                           clock=clock)  # fmt: skip
     finally:
         await pool.aclose()
         await settle_cut_runs()
     assert result.reason is not None
     assert "hard deadline" in result.reason and "early for the event loop's lag" in result.reason
+    assert result.elapsed_s <= 0.4 - 0.15 + 1e-9  # armed 150 ms early on the run's clock
 
 
 async def test_a_run_on_its_own_pool_lets_the_cut_graph_unwind_first() -> None:
     log: list[str] = []
     result = await run(_slow_graph(log), {"started": True}, deadline=0.2,
-                       endpoints=[UNREACHABLE])  # fmt: skip
+                       endpoints=[UNREACHABLE], clock=FakeClock(autojump=True))  # fmt: skip
     assert result.reason is not None and "hard deadline" in result.reason
     assert log == ["started", "unwound"]
 
@@ -135,17 +141,22 @@ async def test_waiting_for_the_graph_tells_finished_from_cut() -> None:
     past = Deadline.after(1.0, clock=clock)
     clock.advance(2.0)
     assert past.expired and await _finish_or_cut(finished, past, lag) is None
+    jumping = FakeClock(autojump=True)
     with pytest.raises(TimeoutError):  # the graph's own TimeoutError is not the deadline's
-        await _finish_or_cut(asyncio.create_task(times_out()), Deadline.after(30.0), lag)
+        await _finish_or_cut(
+            asyncio.create_task(times_out()), Deadline.after(30.0, clock=jumping), lag
+        )
     hanging = asyncio.create_task(never())
     try:
-        early = await _finish_or_cut(hanging, Deadline.after(0.05), lag)
+        cut_at = Deadline.after(0.05, clock=jumping)
+        early = await _finish_or_cut(hanging, cut_at, lag)
         assert early is not None and early >= 0.0 and not hanging.done()
+        assert jumping.now() == pytest.approx(cut_at.hard_at - early)
     finally:
         hanging.cancel()
 
 
-def _work_then_finish(overrun_s: float) -> Any:
+def _work_then_finish(overrun_s: float, clock: FakeClock) -> Any:
     """``work`` ends ``overrun_s`` past the soft instant (a call that used its whole
     slice, plus the graph's own turn-around); ``finish`` turns it into an answer."""
     from agentrt.langgraph import get_budget
@@ -153,7 +164,7 @@ def _work_then_finish(overrun_s: float) -> Any:
     async def work(state: S) -> S:
         budget = get_budget()
         assert budget is not None
-        await asyncio.sleep(max(0.0, budget.soft_remaining_s) + overrun_s)
+        await clock.sleep(max(0.0, budget.soft_remaining_s) + overrun_s)
         return {"started": True}
 
     async def finish(state: S) -> S:
@@ -172,9 +183,11 @@ async def test_a_wrap_up_step_starting_just_after_the_soft_instant_still_runs() 
     from agentrt.budget._profile import BudgetProfile
 
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
+    clock = FakeClock(autojump=True)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
     try:
-        result = await run(_work_then_finish(0.03), {}, deadline=1.2, profile=profile, pool=pool)
+        result = await run(_work_then_finish(0.03, clock), {}, deadline=1.2, profile=profile,
+                           pool=pool, clock=clock)  # fmt: skip
     finally:
         await pool.aclose()
         await settle_cut_runs()
@@ -186,10 +199,12 @@ async def test_a_run_still_working_late_in_the_reserve_is_drained() -> None:
     from agentrt.budget._profile import BudgetProfile
 
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
+    clock = FakeClock(autojump=True)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
     try:
         # work ends 0.2 s past the soft instant: past the drain (0.15 s in), before the cut.
-        result = await run(_work_then_finish(0.2), {}, deadline=1.2, profile=profile, pool=pool)
+        result = await run(_work_then_finish(0.2, clock), {}, deadline=1.2, profile=profile,
+                           pool=pool, clock=clock)  # fmt: skip
     finally:
         await pool.aclose()
         await settle_cut_runs()
