@@ -1,51 +1,57 @@
 """Reading vLLM's Prometheus ``/metrics`` text.
 
-Only plain samples are kept, summed over label sets per metric name
+Samples are summed over label sets per sample name
 (``vllm:num_requests_running{model_name="x"} 2`` -> ``{"vllm:num_requests_running": 2.0}``).
-Histogram ``_sum``/``_count`` samples keep their suffixes.
+Histogram ``_bucket``/``_sum``/``_count`` and counter ``_total``/``_created`` samples
+keep their suffixes; NaN samples are dropped. The sample lines are read by
+``prometheus_client``'s parser (label quoting and escaping, timestamps, exemplars);
+a line it rejects is skipped, as a scraper skips a series it cannot read, so one bad
+line does not hide the load figures.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 __all__ = ["parse_prometheus_text"]
 
 
 def parse_prometheus_text(text: str, names: Collection[str] | None = None) -> dict[str, float]:
-    """Sum every sample of the exposition ``text`` by metric name; only the metrics
+    """Sum every sample of the exposition ``text`` by sample name; only the metrics
     in ``names`` when given (the pool's load check reads two of ~600 lines)."""
     wanted = tuple(names) if names is not None else None
+    # Comment lines (# HELP, # TYPE) are dropped before parsing: without a TYPE the
+    # parser keeps each sample's name as written (a counter TYPE would rename its
+    # samples to ``_total``), and only sample lines carry values.
+    lines = [line.strip() for line in text.splitlines()]
+    if wanted is not None:
+        lines = [line for line in lines if line.startswith(wanted)]
+    else:
+        lines = [line for line in lines if line and line[0] != "#"]
     totals: dict[str, float] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if wanted is not None and not line.startswith(wanted):
-            continue
-        name, value = _split_sample(line)
-        if name is None:
-            continue
-        if wanted is not None and name not in wanted:
-            continue  # a longer name sharing a wanted prefix
-        totals[name] = totals.get(name, 0.0) + value
+    for sample in _samples(lines):
+        if math.isnan(sample.value) or (wanted is not None and sample.name not in wanted):
+            continue  # ... or a longer name sharing a wanted prefix
+        totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
     return totals
 
 
-def _split_sample(line: str) -> tuple[str | None, float]:
-    if "{" in line:
-        name, _, rest = line.partition("{")
-        _, _, tail = rest.rpartition("}")
-    else:
-        name, _, tail = line.partition(" ")
-    fields = tail.split()
-    if not name or not fields:
-        return None, 0.0
+def _samples(lines: list[str]) -> Iterable[Sample]:
     try:
-        value = float(fields[0])
-    except ValueError:
-        return None, 0.0
-    if math.isnan(value):
-        return None, 0.0
-    return name.strip(), value
+        return _parse("\n".join(lines))
+    except ValueError:  # some line is malformed: read the lines one by one, skip the bad
+        samples: list[Sample] = []
+        for line in lines:
+            try:
+                samples.extend(_parse(line))
+            except ValueError:
+                continue
+        return samples
+
+
+def _parse(text: str) -> list[Sample]:
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]

@@ -5,12 +5,25 @@ A :class:`ChatRequest` becomes a streaming ``/v1/chat/completions`` payload
 usage in the final chunk). Server-sent events are decoded into typed
 :data:`StreamEvent` values: per-branch text deltas, branch finishes, usage.
 Anything that is not the OpenAI format raises :class:`ProtocolError`.
+
+The event stream is framed by :class:`SSEDecoder`, our own incremental parser of
+the WHATWG ``text/event-stream`` format rather than ``httpx-sse``: a later change
+caps the bytes of one line and of one branch, so an unterminated 128 MB line becomes
+a :class:`ProtocolError` instead of unbounded memory, and that needs a parser that
+sees raw byte chunks and owns its line buffer (``httpx-sse`` reads
+``aiter_lines()``, which buffers a line of any length). It follows the spec: CR, LF
+and CRLF line ends (also split across chunks), comments, ``data``/``event``/``id``/
+``retry``, one leading space after the colon dropped, ``data`` lines joined with
+``\n``, an event dispatched on a blank line, an unterminated last event dropped.
+One departure: a field the spec would ignore is a :class:`ProtocolError`, as an
+OpenAI stream never sends one and a server speaking something else must be named.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +35,8 @@ __all__ = [
     "ChatRequest",
     "Message",
     "PromptAccepted",
+    "SSEDecoder",
+    "ServerSentEvent",
     "StreamEvent",
     "TokenDelta",
     "Usage",
@@ -163,21 +178,98 @@ class Usage:
 StreamEvent = TokenDelta | BranchFinished | PromptAccepted | Usage
 
 
-async def iter_sse_data(lines: AsyncIterator[str], url: str) -> AsyncGenerator[str, None]:
-    """Yield the ``data:`` payloads of a server-sent-event stream until ``[DONE]``."""
-    async for raw in lines:
-        line = raw.strip()
-        if not line or line.startswith(":"):
-            continue
-        if line.startswith("data:"):
-            data = line[5:].strip()
-            if data == "[DONE]":
-                return
-            yield data
-        elif line.startswith(("event:", "id:", "retry:")):
-            continue
+@dataclass(frozen=True)
+class ServerSentEvent:
+    """One dispatched server-sent event: its ``data`` lines joined with ``\\n``,
+    its type (``message`` when none was named) and the last event id seen."""
+
+    data: str
+    event: str = "message"
+    id: str = ""
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = "\ufeff"
+
+
+class SSEDecoder:
+    """Incremental ``text/event-stream`` parser (WHATWG): byte chunks in, events out.
+
+    Only the unterminated tail of the stream is buffered between chunks; any
+    chunking of the same bytes gives the same events. ``retry_ms`` holds the last
+    reconnection time the server asked for (agentrt does not reconnect).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.retry_ms: int | None = None
+        self._tail = bytearray()
+        self._after_cr = False  # the last chunk ended in CR: a leading LF ends nothing
+        self._first_line = True
+        self._data: list[str] = []
+        self._event = ""
+        self._last_id = ""
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events that ``chunk`` completes, in order."""
+        if not chunk:
+            return []
+        start = 1 if self._after_cr and chunk[:1] == b"\n" else 0
+        events: list[ServerSentEvent] = []
+        for end in _LINE_END.finditer(chunk, start):
+            line = chunk[start : end.start()]
+            if self._tail:
+                line = bytes(self._tail) + line
+                self._tail.clear()
+            event = self._line(line.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+            start = end.end()
+        self._tail += chunk[start:]
+        self._after_cr = chunk[-1:] == b"\r"
+        return events
+
+    def _line(self, line: str) -> ServerSentEvent | None:
+        if self._first_line:
+            self._first_line = False
+            line = line.removeprefix(_BOM)
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            return None  # a comment (keep-alive)
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif name == "retry":
+            if value.isascii() and value.isdigit():
+                self.retry_ms = int(value)
         else:
-            raise ProtocolError(url, f"not a server-sent event line: {line[:120]!r}")
+            raise ProtocolError(self.url, f"not a server-sent event line: {line[:120]!r}")
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        data, event = self._data, self._event
+        self._data, self._event = [], ""
+        if not data:
+            return None  # a blank line with no data field before it
+        return ServerSentEvent(data="\n".join(data), event=event or "message", id=self._last_id)
+
+
+async def iter_sse_data(chunks: AsyncIterator[bytes], url: str) -> AsyncGenerator[str, None]:
+    """Yield the ``data`` of each server-sent event in the byte stream until ``[DONE]``."""
+    decoder = SSEDecoder(url)
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            if event.data == "[DONE]":
+                return
+            yield event.data
 
 
 def decode_chunk(data: str, at: float, url: str) -> list[StreamEvent]:

@@ -1,36 +1,30 @@
-"""Small least-squares fits for the latency model (no numpy needed)."""
+"""Small least-squares fits for the latency model.
+
+``np.linalg.lstsq`` does the solving. The non-negativity is a short active set of
+our own rather than ``scipy.optimize.nnls``: the intercept is free (only clamped
+at 0 afterwards) while ``nnls`` bounds every coefficient, and scipy is no
+dependency of agentrt.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from agentrt.core._errors import ConfigurationError
 
 __all__ = ["fit_nonnegative_linear"]
 
-
-def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting; ``None`` when singular."""
-    size = len(rhs)
-    a = [[*row, b] for row, b in zip(matrix, rhs, strict=True)]
-    for col in range(size):
-        pivot = max(range(col, size), key=lambda r: abs(a[r][col]))
-        scale = max(1.0, max(abs(v) for v in a[pivot][:size]))
-        if abs(a[pivot][col]) <= 1e-12 * scale:
-            return None
-        a[col], a[pivot] = a[pivot], a[col]
-        for r in range(size):
-            if r != col:
-                factor = a[r][col] / a[col][col]
-                a[r] = [v - factor * p for v, p in zip(a[r], a[col], strict=True)]
-    return [a[i][size] / a[i][i] for i in range(size)]
+_Array = npt.NDArray[np.floating[Any]]
 
 
-def _least_squares(rows: Sequence[Sequence[float]], ys: Sequence[float]) -> list[float] | None:
-    width = len(rows[0])
-    normal = [[sum(r[i] * r[j] for r in rows) for j in range(width)] for i in range(width)]
-    moment = [sum(r[i] * y for r, y in zip(rows, ys, strict=True)) for i in range(width)]
-    return _solve(normal, moment)
+def _least_squares(design: _Array, ys: _Array) -> _Array | None:
+    """The least-squares solution, or ``None`` when the columns are dependent."""
+    solution, _, rank, _ = np.linalg.lstsq(design, ys, rcond=None)
+    return solution if rank == design.shape[1] else None
 
 
 def fit_nonnegative_linear(
@@ -47,20 +41,27 @@ def fit_nonnegative_linear(
             f"a fit needs matching, non-empty samples: {len(features)} rows, {len(ys)} targets"
         )
     width = len(features[0])
-    active = [i for i in range(width) if len({row[i] for row in features}) > 1]
+    if any(len(row) != width for row in features):
+        raise ConfigurationError(f"a fit needs rows of one width ({width}): {features!r:.120}")
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), width)
+    y = np.asarray(ys, dtype=np.float64)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ConfigurationError(f"a fit needs finite samples: {features!r:.120}, {ys!r:.120}")
+    active = [i for i in range(width) if np.ptp(x[:, i]) > 0]
     while True:
-        rows = [[1.0, *(row[i] for i in active)] for row in features]
-        solution = _least_squares(rows, ys) if len(ys) > len(active) else None
+        solution = None
+        if len(y) > len(active):
+            design = np.column_stack([np.ones(len(y)), x[:, active]])
+            solution = _least_squares(design, y)
         if solution is None:
             if not active:
-                return (max(0.0, sum(ys) / len(ys)), *([0.0] * width))
+                return (max(0.0, float(y.mean())), *([0.0] * width))
             active = active[:-1]
             continue
-        negative = [i for i, c in zip(active, solution[1:], strict=True) if c < 0]
-        if negative:
-            active = [i for i in active if i not in negative]
+        if (solution[1:] < 0).any():
+            active = [i for i, c in zip(active, solution[1:], strict=True) if c >= 0]
             continue
         coefficients = [0.0] * width
         for i, c in zip(active, solution[1:], strict=True):
-            coefficients[i] = c
-        return (max(0.0, solution[0]), *coefficients)
+            coefficients[i] = float(c)
+        return (max(0.0, float(solution[0])), *coefficients)
