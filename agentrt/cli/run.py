@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,19 +13,20 @@ from rich.table import Table
 from rich.text import Text
 
 from agentrt.core._errors import ConfigurationError
-from agentrt.langgraph._loading import LoadedGraph, load_graph
+from agentrt.core._settings import Settings
+from agentrt.langgraph._inputs import graph_input, task_judge
+from agentrt.langgraph._loading import load_graph
 from agentrt.langgraph._runner import RunEvent, RunResult, run
 from agentrt.pool._config import endpoints_from_env
-from agentrt.tasks import Task, is_correct, suite
+from agentrt.tasks import is_correct
 from agentrt.tracing._setup import ensure_tracing
 from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._latency import LatencyModel
 
-__all__ = ["graph_input", "parse_deadline", "run_graph_command"]
+__all__ = ["parse_deadline", "run_graph_command"]
 
 _DEADLINE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)?\s*$")
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-DEFAULT_CALIBRATION = Path("budgets/calibration/local-pool.toml")
 
 
 def parse_deadline(text: str) -> float:
@@ -41,59 +40,6 @@ def parse_deadline(text: str) -> float:
     if seconds <= 0:
         raise ConfigurationError(f"--deadline must be greater than zero, got {text!r}")
     return seconds
-
-
-def graph_input(
-    loaded: LoadedGraph, text: str | None, task_seed: int | None
-) -> tuple[Any, Task | None]:
-    """The graph's input from ``--input`` JSON or a seeded task of the graph's suite."""
-    if (text is None) == (task_seed is None):
-        raise ConfigurationError("give exactly one of --input '{...}' or --task-seed N")
-    if task_seed is not None:
-        suite_name = loaded.optional("TASK_SUITE")
-        make_input = loaded.optional("input_for")
-        if suite_name is None or make_input is None:
-            raise ConfigurationError(
-                f"{loaded.path} defines no TASK_SUITE and input_for(task): use --input instead"
-            )
-        task = suite(str(suite_name), task_seed, 1)[0]
-        return make_input(task), task
-    assert text is not None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"--input is not valid JSON ({exc.msg} at {exc.pos}): {text!r}"
-        ) from exc
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"--input must be a JSON object, got {type(value).__name__}")
-    _check_keys(loaded, value)
-    return value, None
-
-
-def _check_keys(loaded: LoadedGraph, value: dict[str, Any]) -> None:
-    keys, required = _input_keys(loaded.graph)
-    unknown = sorted(set(value) - keys)
-    if keys and unknown:
-        raise ConfigurationError(
-            f"--input has keys {unknown} that graph {loaded.name!r} does not take; "
-            f"its input keys are {sorted(keys)}"
-        )
-    missing = sorted(required - set(value))
-    if missing:
-        raise ConfigurationError(f"--input lacks keys {missing} that graph {loaded.name!r} needs")
-
-
-def _input_keys(graph: Any) -> tuple[set[str], set[str]]:
-    """The input state's keys and required keys, read from the builder's schema."""
-    schema = getattr(getattr(graph, "builder", None), "input_schema", None)
-    if schema is None:
-        return set(), set()
-    try:
-        keys = set(typing.get_type_hints(schema))
-    except (TypeError, NameError):
-        return set(), set()
-    return keys, set(getattr(schema, "__required_keys__", frozenset()))
 
 
 @dataclass
@@ -168,8 +114,9 @@ async def run_graph_command(
     ensure_tracing()  # one JSONL file per run under traces/, OTLP when configured
     loaded = load_graph(graph_path)
     graph_in, task = graph_input(loaded, input_json, task_seed)
-    chosen_profile = profile or _module_path(loaded.optional("PROFILE"))
-    latency = _latency(calibration)
+    settings = Settings()
+    chosen_profile = profile or loaded.profile(settings)
+    latency = _latency(calibration, settings)
     live = _Live(deadline_s=seconds, remaining_s=seconds)
     if task is not None:
         console.print(f"task {task.id}: {task.prompt}")
@@ -184,7 +131,7 @@ async def run_graph_command(
         result = await run(
             loaded.graph, graph_in, deadline=seconds, profile=chosen_profile, latency=latency,
             policy=policy, graph_path=loaded.path, on_event=on_event, task_seed=task_seed,
-            judge=_judge(task, loaded),
+            judge=task_judge(task, loaded),
         )  # fmt: skip
         live.remaining_s = max(0.0, seconds - result.elapsed_s)
         view.update(live.render())
@@ -205,29 +152,11 @@ async def run_graph_command(
     return result
 
 
-def _judge(task: Task | None, loaded: LoadedGraph) -> Any:
-    answer_of = loaded.optional("answer_of")
-    if task is None or answer_of is None:
-        return None
-    labelled = task
-
-    def judge(state: Any) -> bool:
-        answer = answer_of(state)
-        return answer is not None and is_correct(labelled, str(answer))
-
-    return judge
-
-
-def _module_path(value: Any) -> Path | None:
-    if value is None:
-        return None
-    path = Path(str(value))
-    return path if path.is_file() else None
-
-
-def _latency(calibration: Path | None) -> dict[str, LatencyModel] | None:
+def _latency(calibration: Path | None, settings: Settings) -> dict[str, LatencyModel] | None:
+    """``--calibration``; else, on the local pool, the calibration the settings find
+    (measured on the local CPU pool); else None (the placeholder models)."""
     if calibration is not None:
         return load_latency_models(calibration)
-    if endpoints_from_env() is None and DEFAULT_CALIBRATION.is_file():
-        return load_latency_models(DEFAULT_CALIBRATION)  # measured on the local CPU pool
+    if endpoints_from_env() is None and (found := settings.find_calibration()) is not None:
+        return load_latency_models(found)
     return None

@@ -10,8 +10,18 @@ from types import ModuleType
 from typing import Any
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.core._settings import Settings
 
-__all__ = ["LoadedGraph", "load_graph"]
+__all__ = ["LoadedGraph", "graph_key", "load_graph"]
+
+
+def graph_key(name: str) -> str:
+    """What identifies a graph across spellings (a trace's workflow name, a
+    profile's ``graph``, a path): ``graphs/math.py:graph`` -> ``math``."""
+    path = name.split(":", 1)[0]
+    if path.endswith(".py") or "/" in path:
+        return Path(path).stem
+    return path
 
 
 @dataclass(frozen=True)
@@ -24,10 +34,19 @@ class LoadedGraph:
 
     @property
     def name(self) -> str:
-        return Path(self.path.split(":")[0]).stem
+        return graph_key(self.path)
 
     def optional(self, attribute: str) -> Any:
         return getattr(self.module, attribute, None)
+
+    def profile(self, settings: Settings | None = None) -> Path | None:
+        """The budget profile the module names (``PROFILE = "budgets/NAME.toml"``),
+        found as :meth:`Settings.budget_file` finds it (an error naming the paths
+        looked at when it is nowhere); None when the module names none."""
+        declared = self.optional("PROFILE")
+        if declared is None:
+            return None
+        return (settings or Settings()).budget_file(str(declared))
 
 
 def load_graph(spec: str) -> LoadedGraph:

@@ -5,7 +5,7 @@ from agentrt.tuning._fit import Fit, NodeFit, fit
 from agentrt.tuning._profile_writer import TunedModels, load_tuned_models, write_tuned
 from agentrt.tuning._quality import ErrorStats, FitQuality, evaluate
 from agentrt.tuning._samples import BranchSample, CallSample, RunSample, extract
-from agentrt.tuning._tune import TuneOutcome, tune, tune_command
+from agentrt.tuning._tune import TuneOutcome, select_runs, tune
 
 __all__ = [
     "BranchSample",
@@ -21,7 +21,7 @@ __all__ = [
     "extract",
     "fit",
     "load_tuned_models",
+    "select_runs",
     "tune",
-    "tune_command",
     "write_tuned",
 ]

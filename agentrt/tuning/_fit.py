@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agentrt.budget._profile import NodeStats
+from agentrt.core._stats import quantile
 from agentrt.tts._accuracy import AccuracyModel, MeasuredAccuracy
 from agentrt.tts._config import STRATEGY_NAMES, TTSConfig
 from agentrt.tts._curve import Curve
@@ -36,7 +37,6 @@ __all__ = [
     "fit",
     "fit_latency",
     "fit_length",
-    "quantile",
 ]
 
 MAX_LENGTH_SAMPLES = 200
@@ -44,15 +44,6 @@ MAX_LENGTH_SAMPLES = 200
 MIN_LABELLED_CALLS = 3
 """Labelled calls a config needs before its accuracy is measured."""
 DEFAULT_DRAFT_TOKENS = 4
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default)."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def acceptance_from_tokens_per_pass(tokens_per_pass: float, draft_tokens: int) -> float:

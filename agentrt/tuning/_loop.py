@@ -14,14 +14,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from agentrt.core._settings import Settings
+from agentrt.langgraph._inputs import graph_input, task_judge
+from agentrt.langgraph._loading import graph_key, load_graph
+from agentrt.langgraph._runner import run
 from agentrt.pool._endpoint import EndpointSpec
+from agentrt.pool._local import LocalPool
+from agentrt.pool._pool import EndpointPool
 from agentrt.tracing._records import load_runs
 from agentrt.tracing._setup import TracingSettings, configure_tracing, current_tracing
+from agentrt.tts._calibrate import load_latency_models
 from agentrt.tuning._quality import ErrorStats, latency_errors
 from agentrt.tuning._samples import extract
-from agentrt.tuning._tune import TuneOutcome, graph_key, tune
+from agentrt.tuning._tune import TuneOutcome, tune
 
 __all__ = ["LoopFigures", "LoopResult", "figures", "measure_loop", "traced_runs"]
 
@@ -58,11 +64,6 @@ def figures(traces: Sequence[Path]) -> LoopFigures:
     )
 
 
-def _default_calibration() -> Path | None:
-    path = Path("budgets/calibration/local-pool.toml")
-    return path if path.is_file() else None
-
-
 async def traced_runs(
     graph: str,
     seeds: Sequence[int],
@@ -77,19 +78,11 @@ async def traced_runs(
     returns the files written. ``profile`` defaults to the graph's ``PROFILE``,
     ``calibration`` (latency models) to what ``agentrt run`` uses, ``endpoints``
     to the local pool's."""
-    from agentrt.cli.run import graph_input
-    from agentrt.langgraph._loading import load_graph
-    from agentrt.langgraph._runner import run
-    from agentrt.pool._local import LocalPool
-    from agentrt.pool._pool import EndpointPool
-    from agentrt.tasks import Task, is_correct
-    from agentrt.tts._calibrate import load_latency_models
-
+    settings = Settings()
     loaded = load_graph(graph)
-    chosen = profile or Path(str(loaded.optional("PROFILE")))
-    source = calibration or _default_calibration()
+    chosen = profile or loaded.profile(settings)
+    source = calibration or settings.find_calibration()
     latency = load_latency_models(source) if source is not None else None
-    answer_of = loaded.optional("answer_of")
     previous = current_tracing()
     tracing = configure_tracing(TracingSettings(exporters=("jsonl",), traces_dir=traces_dir))
     files: list[Path] = []
@@ -97,18 +90,10 @@ async def traced_runs(
         async with EndpointPool(list(endpoints or LocalPool().endpoints())) as pool:
             for seed in seeds:
                 graph_in, task = graph_input(loaded, None, seed)
-                judge = None
-                if task is not None and answer_of is not None:
-                    labelled = task
-
-                    def judge(state: Any, labelled: Task = labelled) -> bool:
-                        answer = answer_of(state)
-                        return answer is not None and is_correct(labelled, str(answer))
-
                 result = await run(
                     loaded.graph, graph_in, deadline=deadline_s, profile=chosen,
                     latency=latency, graph_path=loaded.path, pool=pool, run_seed=seed,
-                    judge=judge, task_seed=seed,
+                    judge=task_judge(task, loaded), task_seed=seed,
                 )  # fmt: skip
                 if result.trace_file is not None:
                     files.append(result.trace_file)

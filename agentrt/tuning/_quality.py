@@ -16,9 +16,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentrt.core._stats import quantile
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
-from agentrt.tuning._fit import Fit, config_of, fit, quantile
+from agentrt.tuning._fit import Fit, config_of, fit
 from agentrt.tuning._samples import CallSample, RunSample
 
 __all__ = ["ErrorStats", "FitQuality", "evaluate", "held_out", "latency_errors", "predict_mean_s"]

@@ -1,8 +1,9 @@
-"""``agentrt tune TRACES... --graph graphs/NAME.py:graph -o budgets/NAME.tuned.toml``.
+"""What ``agentrt tune TRACES... --graph graphs/NAME.py:graph -o budgets/NAME.tuned.toml`` does.
 
-Reads the traces, refuses runs of another graph, fits every model, prints the
+Reads the traces, refuses runs of another graph, fits every model, measures the
 latency-prediction error on held-out runs before and after, and writes the
-tuned profile and its executor models.
+tuned profile and its executor models (the command, :mod:`agentrt.cli.tune`,
+prints them).
 """
 
 from __future__ import annotations
@@ -11,26 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from agentrt.budget._profile import BudgetProfile, load_profile
 from agentrt.core._errors import ConfigurationError
+from agentrt.core._settings import BUDGETS, Settings
+from agentrt.langgraph._loading import graph_key, load_graph
 from agentrt.tracing._records import load_runs
 from agentrt.tuning._fit import Fit, fit
 from agentrt.tuning._profile_writer import tuned_profile, write_tuned
 from agentrt.tuning._quality import ErrorStats, FitQuality, evaluate
 from agentrt.tuning._samples import RunSample, extract
 
-__all__ = ["TuneOutcome", "graph_key", "select_runs", "tune", "tune_command"]
-
-
-def graph_key(name: str) -> str:
-    """What identifies a graph across spellings: ``graphs/math.py:graph`` -> ``math``."""
-    path = name.split(":", 1)[0]
-    if path.endswith(".py") or "/" in path:
-        return Path(path).stem
-    return path
+__all__ = ["TuneOutcome", "select_runs", "tune"]
 
 
 def select_runs(runs: Sequence[RunSample], graph: str, nodes: set[str] | None) -> list[RunSample]:
@@ -69,25 +61,27 @@ class TuneOutcome:
     models_path: Path | None
 
 
-def _graph_nodes(graph: str) -> tuple[set[str] | None, object]:
+def _graph_nodes(graph: str, settings: Settings) -> tuple[set[str] | None, Path | None]:
     """The node names of the graph file, and its ``PROFILE`` (None when not loadable)."""
     if not Path(graph.split(":", 1)[0]).is_file():
         return None, None
-    from agentrt.langgraph._loading import load_graph
-
     loaded = load_graph(graph)
     drawn = loaded.graph.get_graph()
     nodes = {str(n) for n in drawn.nodes if not str(n).startswith("__")}
-    return nodes, loaded.optional("PROFILE")
+    return nodes, loaded.profile(settings)
 
 
-def _base_profile(base: Path | None, module_profile: object, graph: str) -> BudgetProfile:
+def _base_profile(
+    base: Path | None, module_profile: Path | None, graph: str, settings: Settings
+) -> BudgetProfile:
+    """``base``, else the graph's ``PROFILE``, else ``budgets/<graph>.toml`` where the
+    settings find one, else the default profile."""
     if base is not None:
         return load_profile(base)
-    if module_profile is not None and Path(str(module_profile)).is_file():
-        return load_profile(Path(str(module_profile)))
-    guess = Path("budgets") / f"{graph_key(graph)}.toml"
-    return load_profile(guess) if guess.is_file() else BudgetProfile.default()
+    if module_profile is not None:
+        return load_profile(module_profile)
+    guess = settings.find_budget_file(f"{BUDGETS}/{graph_key(graph)}.toml")
+    return load_profile(guess) if guess is not None else BudgetProfile.default()
 
 
 def tune(
@@ -96,13 +90,15 @@ def tune(
     output: Path | None = None,
     *,
     base: Path | None = None,
+    settings: Settings | None = None,
 ) -> TuneOutcome:
     """Fit ``graph``'s models from ``traces``; write them when ``output`` is given."""
-    nodes, module_profile = _graph_nodes(graph)
+    settings = settings or Settings()
+    nodes, module_profile = _graph_nodes(graph, settings)
     runs = select_runs(extract(load_runs(traces)), graph, nodes)
     quality = evaluate(runs)
     fitted = fit(runs)
-    profile = tuned_profile(fitted, _base_profile(base, module_profile, graph), graph)
+    profile = tuned_profile(fitted, _base_profile(base, module_profile, graph, settings), graph)
     written: tuple[Path | None, Path | None] = (None, None)
     if output is not None:
         header = (
@@ -119,68 +115,3 @@ def _pct(stats: ErrorStats) -> str:
     if stats.median_pct is None or stats.p90_pct is None:
         return "n/a"
     return f"{stats.median_pct:.1f}% / {stats.p90_pct:.1f}%"
-
-
-def render(outcome: TuneOutcome, console: Console) -> None:
-    """Print fit quality, the latency models and the node statistics."""
-    quality = outcome.quality
-    table = Table(title=f"latency prediction error on {quality.held_out_runs} held-out runs")
-    for column in ("models", "calls", "median APE", "p90 APE"):
-        table.add_column(column)
-    for label, errors in (("before (as run)", quality.before), ("after (tuned)", quality.after)):
-        table.add_row(
-            label,
-            str(errors.count),
-            "-" if errors.median_pct is None else f"{errors.median_pct:.1f}%",
-            "-" if errors.p90_pct is None else f"{errors.p90_pct:.1f}%",
-        )
-    console.print(table)
-    groups = Table(title="latency model per endpoint group")
-    for column in ("group", "TTFT base ms", "ms/prompt tok", "ms/token by N", "acceptance by N"):
-        groups.add_column(column)
-    for name, model in sorted(outcome.fitted.latency.items()):
-        spec = model.speculative
-        groups.add_row(
-            name,
-            f"{model.ttft.base_s * 1000:.1f}",
-            f"{model.ttft.per_prompt_token_s * 1000:.3f}",
-            ", ".join(f"{n:g}:{s * 1000:.1f}" for n, s in model.decode_s_per_token.points),
-            "-" if spec is None else ", ".join(f"{n:g}:{a:.2f}" for n, a in spec.acceptance.points),
-        )
-    console.print(groups)
-    nodes = Table(title="per node")
-    for column in (
-        "node",
-        "calls",
-        "p50 s",
-        "p90 s",
-        "calls/visit",
-        "visits/run",
-        "tokens p50/p90",
-        "accuracy",
-    ):
-        nodes.add_column(column)
-    for name, node in sorted(outcome.fitted.nodes.items()):
-        stats = node.stats
-        accuracy = "-"
-        if node.accuracy is not None:
-            accuracy = ", ".join(
-                f"{m.strategy}{m.n}:{m.accuracy:.2f}" for m in node.accuracy.measured
-            )
-        tokens = "-" if stats.tokens_p50 is None else f"{stats.tokens_p50:g}/{stats.tokens_p90:g}"
-        nodes.add_row(
-            name, str(node.calls), f"{stats.p50_s:.2f}", f"{stats.p90_s:.2f}",
-            f"{stats.calls_per_visit:.2f}", f"{stats.expected_visits:.2f}", tokens, accuracy,
-        )  # fmt: skip
-    console.print(nodes)
-    if outcome.profile_path is not None:
-        console.print(f"wrote {outcome.profile_path} and {outcome.models_path}")
-
-
-def tune_command(
-    traces: Sequence[Path], *, graph: str, output: Path, console: Console, base: Path | None = None
-) -> TuneOutcome:
-    """What ``agentrt tune`` runs (the CLI wraps errors into messages)."""
-    outcome = tune(traces, graph, output, base=base)
-    render(outcome, console)
-    return outcome

@@ -11,14 +11,14 @@ import pytest
 
 from agentrt.budget._profile import load_profile
 from agentrt.core._errors import ConfigurationError
+from agentrt.langgraph._loading import graph_key
 from agentrt.tracing._records import load_runs, load_spans
 from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._latency import expected_tokens_per_pass
-from agentrt.tuning import tune
+from agentrt.tuning import select_runs, tune
 from agentrt.tuning._fit import acceptance_from_tokens_per_pass, fit, fit_latency
 from agentrt.tuning._profile_writer import load_tuned_models
 from agentrt.tuning._samples import BranchSample, CallSample, extract
-from agentrt.tuning._tune import graph_key, select_runs
 
 TRACES = Path(__file__).parents[1] / "data" / "traces"
 
