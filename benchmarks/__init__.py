@@ -1,4 +1,4 @@
-"""Benchmarks against the live pool (``agentrt bench NAME``); see docs/BENCHMARKS.md."""
+"""Benchmarks against the live pool (``python -m benchmarks NAME``); see docs/BENCHMARKS.md."""
 
 from benchmarks.command import BENCHMARKS, bench_command
 from benchmarks.results import SCHEMA_VERSION, BenchResult, Environment, read_result

@@ -4,7 +4,9 @@ and the two audits that must come out at zero, answers lost and spans lost.
 What each figure means, exactly:
 
 - **overshoot** of a run: ``max(0, elapsed - deadline)``, elapsed measured by
-  the caller from the call of :func:`agentrt.run` to its return.
+  the caller from the call of :func:`agentrt.run` to its return; its p50 and
+  p99 interpolate linearly between order statistics (the package's one
+  quantile, :func:`agentrt.core._stats.quantile`).
 - an **answer is lost** when the executor returned a result for a call (its
   ``chat`` span carries ``agentrt.actual.latency_s``, written only once the
   executor returned) but :attr:`RunResult.calls` has no call of that index;
@@ -26,11 +28,12 @@ What each figure means, exactly:
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
+
+from agentrt.core._stats import quantile
 
 __all__ = [
     "CALL_INDEX",
@@ -43,7 +46,6 @@ __all__ = [
     "audit_answers",
     "audit_spans",
     "deadline_stats",
-    "quantile",
     "spans_by_trace",
     "trace_of_runs",
 ]
@@ -54,16 +56,6 @@ CALL_INDEX = "agentrt.call.index"
 RUN_NUMBER = "agentrt.run.task_seed"
 """The benchmarks pass each run's number as its ``task_seed``: the workflow span
 carries it, so a run's trace is found even when the run raised."""
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile of ``values`` (0 for none): the smallest
-    value with at least ``q`` of the values at or below it."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(frozen=True)

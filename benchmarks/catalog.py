@@ -1,4 +1,4 @@
-"""Every benchmark ``agentrt bench`` knows, by name. Add yours here."""
+"""Every benchmark ``python -m benchmarks`` knows, by name. Add yours here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``agentrt bench NAME [--quick]``: run one benchmark against the live pool, write
-its JSON under ``benchmarks/results/``, its plot and table into the docs.
+"""``python -m benchmarks NAME [--quick]``: run one benchmark against the live pool,
+write its JSON under ``benchmarks/results/``, its plot and table into the docs.
 
 The benchmarks themselves live one per module and are listed in
 :mod:`benchmarks.catalog`; this module only opens the pool, times the run
@@ -22,9 +22,15 @@ from benchmarks.registry import BenchContext
 from benchmarks.results import BenchResult, environment, load_now
 from benchmarks.tables import render_section, replace_section
 
-__all__ = ["BENCHMARKS", "bench_command", "document_result"]
+__all__ = ["BENCHMARKS", "DOCS_FILE", "RESULTS_DIR", "bench_command", "document_result"]
 
 BENCHMARKS = tuple(CATALOG)
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+"""This checkout's ``benchmarks/results/``, whatever the working directory."""
+
+DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+"""This checkout's ``docs/BENCHMARKS.md``; the plots go beside it."""
 
 
 async def bench_command(
@@ -32,8 +38,8 @@ async def bench_command(
     *,
     quick: bool,
     console: Console,
-    output_dir: Path = Path("benchmarks/results"),
-    docs: Path = Path("docs/BENCHMARKS.md"),
+    output_dir: Path = RESULTS_DIR,
+    docs: Path = DOCS_FILE,
     tasks: str | Path = "addition",
     seed: int = 0,
     count: int | None = None,

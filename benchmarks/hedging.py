@@ -14,7 +14,6 @@ tokens spent.
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.core._stats import quantile
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec
 from agentrt.pool._pool import EndpointPool
 from agentrt.tasks._arithmetic import single_step_addition
@@ -41,7 +41,6 @@ __all__ = [
     "BENCHMARK",
     "HedgingPlan",
     "mode_rows",
-    "percentile",
     "plot_hedging",
     "run_hedging",
     "straggle_schedule",
@@ -81,17 +80,6 @@ def straggle_schedule(seed: int, calls: int, fraction: float) -> list[bool]:
     return [rng.random() < fraction for _ in range(calls)]
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0..1) with linear interpolation between order statistics."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 @dataclass(frozen=True)
 class CallRecord:
     """One measured call of one mode."""
@@ -121,9 +109,9 @@ def mode_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({
             "hedging": mode,
             "calls": len(at),
-            "p50_s": round(percentile(latencies, 0.50), 3),
-            "p95_s": round(percentile(latencies, 0.95), 3),
-            "p99_s": round(percentile(latencies, 0.99), 3),
+            "p50_s": round(quantile(latencies, 0.50), 3),
+            "p95_s": round(quantile(latencies, 0.95), 3),
+            "p99_s": round(quantile(latencies, 0.99), 3),
             "max_s": round(max(latencies), 3),
             "mean_s": round(statistics.fmean(latencies), 3),
             "straggled": len(straggled),

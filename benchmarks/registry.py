@@ -1,4 +1,4 @@
-"""What a benchmark is to ``agentrt bench``: a name, a ``measure`` coroutine and
+"""What a benchmark is to ``python -m benchmarks``: a name, a ``measure`` coroutine and
 the tables (and optional plot) its result renders into ``docs/BENCHMARKS.md``.
 
 Adding a benchmark is one module that builds a :class:`Benchmark` and one line
@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from agentrt.core._settings import Settings
 from agentrt.pool._pool import EndpointPool
 from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._latency import LatencyModel
@@ -22,8 +23,9 @@ from benchmarks.results import BenchResult
 
 __all__ = ["CALIBRATION", "BenchContext", "Benchmark", "Measured", "Tables"]
 
-CALIBRATION = Path("budgets/calibration/local-pool.toml")
-"""The local pool's calibrated latency models (``agentrt calibrate``)."""
+CALIBRATION = Settings(project_dir=Path(__file__).resolve().parents[1]).calibration_output()
+"""The local pool's calibrated latency models, where ``agentrt calibrate`` writes
+them for this checkout (``AGENTRT_CALIBRATION`` when set)."""
 
 Tables = list[tuple[str, str]]
 """(caption, markdown table) pairs, in the order they appear in the docs."""
@@ -60,7 +62,7 @@ class Measured:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One entry of ``agentrt bench``.
+    """One entry of ``python -m benchmarks``.
 
     ``pool`` is the local pool's shape (plain servers, speculative servers) used
     when no pool is configured; ``plot`` draws the PNG beside the docs.

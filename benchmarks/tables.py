@@ -42,7 +42,7 @@ def render_section(
     """The generated block for one result: provenance line, tables, plot."""
     env = result.environment
     start, end = _marker(result.benchmark, result.quick)
-    command = f"agentrt bench {result.benchmark}{' --quick' if result.quick else ''}"
+    command = f"python -m benchmarks {result.benchmark}{' --quick' if result.quick else ''}"
     if "count" in result.parameters:
         command += f" --count {result.parameters['count']}"
     load = f"{env.load_avg_start}" + (f" → {env.load_avg_end}" if env.load_avg_end else "")

@@ -1,14 +1,12 @@
-"""The hedging benchmark's pure parts: the straggle schedule, quantiles, per-mode rows."""
+"""The hedging benchmark's pure parts: the straggle schedule and the per-mode rows."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from agentrt.core._errors import ConfigurationError
 from benchmarks.catalog import CATALOG
-from benchmarks.hedging import HedgingPlan, mode_rows, percentile, straggle_schedule
+from benchmarks.hedging import HedgingPlan, mode_rows, straggle_schedule
 
 
 def test_the_schedule_is_seeded_and_near_its_fraction() -> None:
@@ -19,14 +17,6 @@ def test_the_schedule_is_seeded_and_near_its_fraction() -> None:
     assert not any(straggle_schedule(0, 100, 0.0))
     with pytest.raises(ConfigurationError, match="straggle_fraction must be in"):
         straggle_schedule(0, 10, 1.5)
-
-
-def test_percentile_interpolates_between_order_statistics() -> None:
-    values = [float(v) for v in range(1, 101)]  # 1..100
-    assert percentile(values, 0.5) == pytest.approx(50.5)
-    assert percentile(values, 0.99) == pytest.approx(99.01)
-    assert percentile(values, 1.0) == 100.0 and percentile([3.0], 0.99) == 3.0
-    assert math.isnan(percentile([], 0.5))
 
 
 def test_mode_rows_summarise_each_mode() -> None:
