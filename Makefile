@@ -34,8 +34,9 @@ run: model
 	$(BIN)/agentrt run graphs/math.py:graph --deadline 8s --task-seed 1
 
 lint: install
-	$(BIN)/ruff check agentrt tests
+	$(BIN)/ruff check agentrt benchmarks tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -1,44 +1,74 @@
 """agentrt: run agent workflows under end-to-end deadlines.
 
 A whole LangGraph run gets one wall-clock budget (:func:`run`), split across
-the LLM calls the graph will still make (:class:`BudgetManager`); each call is
-served by a latency-aware test-time-scaling executor (:class:`TTSExecutor`)
-on a pool of vLLM servers (:class:`EndpointPool`), and returns the best answer
-it has when its time is up.
+the LLM calls the graph will still make; each call is served by a
+latency-aware test-time-scaling executor (:class:`TTSExecutor`) on a pool of
+vLLM servers (:class:`EndpointPool`), and returns the best answer it has when
+its time is up.
+
+The names below are what a LangGraph user reaches for first; each subpackage
+(``agentrt.pool``, ``agentrt.tts``, ``agentrt.budget``, ``agentrt.langgraph``,
+``agentrt.tracing``, ``agentrt.tuning``, ``agentrt.tasks``) exports the rest.
+They load on first use, so ``import agentrt`` itself is cheap and imports no
+server client, graph library or command-line dependency.
 """
 
-from agentrt.budget import BudgetManager, BudgetProfile, BudgetSpec, load_profile
-from agentrt.core._clock import Clock, FakeClock, MonotonicClock
-from agentrt.core._deadline import Deadline, current_deadline, deadline_scope
-from agentrt.core._errors import (
-    AgentrtError,
-    BudgetRefused,
-    ConfigurationError,
-    DeadlineExceeded,
-    RunError,
-)
-from agentrt.langgraph import (
-    RunDeadlineExceeded,
-    RunResult,
-    TTSChatModel,
-    get_budget,
-    load_graph,
-    run,
-    run_sync,
-)
-from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, LocalPool
-from agentrt.tts._config import TTSConfig
-from agentrt.tts._executor import TTSExecutor
-from agentrt.tts._result import Result
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentrt.budget import BudgetProfile, load_profile
+    from agentrt.core import (
+        AgentrtError,
+        BudgetRefused,
+        Clock,
+        ConfigurationError,
+        Deadline,
+        DeadlineExceeded,
+        FakeClock,
+        RunError,
+        current_deadline,
+        deadline_scope,
+    )
+    from agentrt.langgraph import (
+        Budget,
+        RunDeadlineExceeded,
+        RunEvent,
+        RunResult,
+        TTSChatModel,
+        get_budget,
+        load_graph,
+        run,
+        run_sync,
+    )
+    from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, LocalPool
+    from agentrt.tts import AnswerSpec, LastNumber, Result, TTSConfig, TTSExecutor
 
 __version__ = "0.1.0"
 
+_HOME = {
+    "agentrt.budget": ("BudgetProfile", "load_profile"),
+    "agentrt.core": (
+        "AgentrtError", "BudgetRefused", "Clock", "ConfigurationError", "Deadline",
+        "DeadlineExceeded", "FakeClock", "RunError", "current_deadline", "deadline_scope",
+    ),
+    "agentrt.langgraph": (
+        "Budget", "RunDeadlineExceeded", "RunEvent", "RunResult", "TTSChatModel",
+        "get_budget", "load_graph", "run", "run_sync",
+    ),
+    "agentrt.pool": ("ChatRequest", "EndpointPool", "EndpointSpec", "LocalPool"),
+    "agentrt.tts": ("AnswerSpec", "LastNumber", "Result", "TTSConfig", "TTSExecutor"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+
 __all__ = [
     "AgentrtError",
-    "BudgetManager",
+    "AnswerSpec",
+    "Budget",
     "BudgetProfile",
     "BudgetRefused",
-    "BudgetSpec",
     "ChatRequest",
     "Clock",
     "ConfigurationError",
@@ -47,11 +77,12 @@ __all__ = [
     "EndpointPool",
     "EndpointSpec",
     "FakeClock",
+    "LastNumber",
     "LocalPool",
-    "MonotonicClock",
     "Result",
     "RunDeadlineExceeded",
     "RunError",
+    "RunEvent",
     "RunResult",
     "TTSChatModel",
     "TTSConfig",
@@ -64,3 +95,16 @@ __all__ = [
     "run",
     "run_sync",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentrt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -21,9 +21,9 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 import agentrt
-from agentrt.core._errors import ConfigurationError
+from agentrt import ConfigurationError
 from agentrt.pool import EndpointPool, pool_endpoints
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import load_latency_models
 
 GRAPH = agentrt.load_graph("graphs/math.py:graph")
 LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from agentrt.core._deadline import Deadline
+from agentrt import Deadline
 from agentrt.pool import ChatRequest, EndpointPool, pool_endpoints
 
 

@@ -17,9 +17,9 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
+from agentrt import LastNumber
 from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tasks import Task
-from agentrt.tts._answers import LastNumber
 
 TASK_SUITE = "map-reduce"
 PROFILE = "budgets/mapreduce.toml"

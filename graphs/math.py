@@ -18,9 +18,9 @@ from typing import Any, Literal, TypedDict
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 
+from agentrt import LastNumber
 from agentrt.langgraph import TTSChatModel, get_budget
 from agentrt.tasks import Task
-from agentrt.tts._answers import LastNumber
 
 TASK_SUITE = "multi-step"
 PROFILE = "budgets/math.toml"

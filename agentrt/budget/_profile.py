@@ -33,7 +33,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -42,6 +41,7 @@ from pydantic import (
 from agentrt.budget._estimates import AccuracyPoints, LatencyStats
 from agentrt.budget._spec import BudgetSpec
 from agentrt.core._errors import ProfileError
+from agentrt.core._validation import load
 
 __all__ = ["BudgetProfile", "NodeStats", "load_profile"]
 
@@ -167,26 +167,9 @@ class BudgetProfile(BaseModel):
 
     def with_spec(self, **changes: Any) -> BudgetProfile:
         """This profile with some spec fields replaced (validated), e.g. a CLI deadline."""
-        try:
-            spec = BudgetSpec.model_validate({**self.spec.model_dump(), **changes})
-        except ValidationError as exc:
-            raise _profile_error("<spec override>", exc, prefix="spec") from None
+        changed = {**self.spec.model_dump(), **changes}
+        spec = load(BudgetSpec, changed, "<spec override>", prefix="spec")
         return self.model_copy(update={"spec": spec})
-
-
-def _profile_error(source: str, exc: ValidationError, *, prefix: str = "") -> ProfileError:
-    errors = exc.errors(include_url=False)
-    lines = []
-    for error in errors:
-        field = ".".join(str(part) for part in error["loc"])
-        if prefix:
-            field = f"{prefix}.{field}" if field else prefix
-        lines.append(f"{source}: {field} = {error.get('input')!r}: {error['msg']}")
-    first = errors[0]
-    first_field = ".".join(str(part) for part in first["loc"])
-    if prefix:
-        first_field = f"{prefix}.{first_field}" if first_field else prefix
-    return ProfileError("\n".join(lines), path=source, field=first_field, value=first.get("input"))
 
 
 def load_profile(path: str | Path) -> BudgetProfile:
@@ -200,7 +183,4 @@ def load_profile(path: str | Path) -> BudgetProfile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}", path=source) from exc
-    try:
-        return BudgetProfile.model_validate(data)
-    except ValidationError as exc:
-        raise _profile_error(source, exc) from None
+    return load(BudgetProfile, data, source)

@@ -111,6 +111,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         if row.get("last_error"):
             details += f", last error: {row['last_error']}"
         console.print(details, highlight=False, soft_wrap=True)
+    if not endpoints_from_env():
+        for server in LocalPool().alive():
+            console.print(
+                f"  local {server.name} (pid {server.pid}): dtype {server.dtype or 'default'}"
+                + (f": {server.dtype_reason}" if server.dtype_reason else ""),
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
 
 
 async def _status_rows() -> list[dict[str, object]]:
@@ -166,7 +173,7 @@ def run_graph(
     ] = None,
     calibration: Annotated[
         Path | None,
-        typer.Option(help="Latency calibration (default: budgets/calibration/local-pool.toml)."),
+        typer.Option(help="Latency calibration (default: found as docs/deployment.md says)."),
     ] = None,
     policy: Annotated[str | None, typer.Option(help="Override the profile's split policy.")] = None,
 ) -> None:
@@ -228,7 +235,7 @@ def tune(
     base: Annotated[Path | None, typer.Option(help="Profile to start from.")] = None,
 ) -> None:
     """Fit latency, length, visit and accuracy models from traces; write a tuned profile."""
-    from agentrt.tuning import tune_command
+    from agentrt.cli.tune import tune_command
 
     _run(_sync(tune_command, traces, graph=graph, output=output, console=console, base=base))
 
@@ -271,36 +278,21 @@ def calibrate(
     quick: Annotated[
         bool, typer.Option(help="A few minutes on 2 cores: short outputs, no repeats.")
     ] = False,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the TOML.")] = Path(
-        "budgets/calibration/local-pool.toml"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the TOML (default: budgets/calibration/local-pool.toml "
+            "in the project, else under AGENTRT_HOME).",
+        ),
+    ] = None,
 ) -> None:
     """Measure TTFT, per-token time by N and speculative acceptance on the live pool."""
     from agentrt.cli.calibrate import run_calibration
 
+    output = output or Settings().calibration_output()
     _run(run_calibration(quick=quick, output=output, console=console))
-
-
-@app.command()
-def bench(
-    name: Annotated[str, typer.Argument(help="branches | frontier.")],
-    quick: Annotated[bool, typer.Option(help="A few minutes on 2 cores.")] = False,
-    tasks: Annotated[
-        str, typer.Option(help="Task suite: a suite name or your own .jsonl file.")
-    ] = "addition",
-    seed: Annotated[int, typer.Option(help="Seed of the task suite and the branches.")] = 0,
-    count: Annotated[
-        int | None, typer.Option(help="Number of scored tasks (frontier).")
-    ] = None,
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory for the result JSON.")
-    ] = Path("benchmarks/results"),
-) -> None:
-    """Run a benchmark on the live pool; writes JSON, a plot and docs/BENCHMARKS.md."""
-    from benchmarks import bench_command
-
-    _run(bench_command(name, quick=quick, console=console, output_dir=output, tasks=tasks,
-                       seed=seed, count=count))  # fmt: skip
 
 
 def main() -> None:

@@ -49,9 +49,7 @@ async def run_calibration(*, quick: bool, output: Path, console: Console) -> Non
         measurements = await calibrate(pool, plan)
         model_name = pool.endpoints[0].served_model or "unknown"
         draft = {
-            s.spec.group: int(s.spec.speculative.get("num_speculative_tokens", 4))
-            for s in pool.endpoints
-            if s.spec.speculative
+            s.spec.group: s.spec.draft_tokens or 4 for s in pool.endpoints if s.spec.speculative
         }
     models = fit_models(measurements, draft)
     _print_table(console, "per-token time by concurrent branches", table_rows(measurements))

@@ -37,6 +37,7 @@ from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool._local import LocalPool
 from agentrt.pool._pool import EndpointPool
+from agentrt.tracing._chat import ChatSpans
 from agentrt.tracing._spans import allocation_scope, node_context
 from agentrt.tts._answers import AnswerSpec, NormalisedString
 from agentrt.tts._config import StrategyName, TTSConfig
@@ -240,6 +241,7 @@ class TTSChatModel(BaseChatModel):
             groups = sorted(pool.groups)
             yield TTSExecutor(
                 pool,
+                observer=ChatSpans(),
                 models=CallModels(latency={g: LatencyModel.prior(g) for g in groups}),
                 space=self._space(groups, greedy_only_groups(specs)),
             )

@@ -46,18 +46,18 @@ from agentrt.core._clock import Clock, current_clock, timeout_after
 from agentrt.core._deadline import Deadline
 from agentrt.core._errors import BudgetRefused, ConfigurationError, DeadlineExceeded
 from agentrt.core._lag import LoopLag, loop_lag
+from agentrt.langgraph._loading import graph_key
 from agentrt.langgraph._scope import CallRecord, RunScope, run_scope
 from agentrt.pool._endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool._local import pool_endpoints
 from agentrt.pool._pool import EndpointPool
-from agentrt.tracing._attributes import AGENTRT
+from agentrt.tracing._chat import ChatSpans
 from agentrt.tracing._setup import flush_traces
 from agentrt.tracing._spans import WorkflowSpan, workflow_span
 from agentrt.tts._answers import AnswerSpec
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._planner import SearchSpace
-from agentrt.tuning._tune import graph_key
 
 __all__ = [
     "RunDeadlineExceeded",
@@ -129,6 +129,11 @@ class RunResult:
         """Seconds past the deadline at return (0 when inside it)."""
         return max(0.0, self.elapsed_s - self.deadline_s)
 
+    @property
+    def deadline_met(self) -> bool:
+        """Whether the run returned at or before its deadline."""
+        return self.overshoot_s == 0
+
 
 class RunDeadlineExceeded(DeadlineExceeded):
     """The run's deadline passed and its profile says ``on_expiry = "raise"``.
@@ -192,7 +197,7 @@ def _topology(graph: Any) -> GraphTopology:
 def _check_profile_graph(profile: BudgetProfile, graph_path: str | None) -> None:
     if profile.graph is None or graph_path is None:
         return
-    if Path(profile.graph.split(":")[0]).name != Path(graph_path.split(":")[0]).name:
+    if graph_key(profile.graph) != graph_key(graph_path):
         raise ConfigurationError(
             f"the budget profile is for graph {profile.graph!r}, not {graph_path!r}; "
             "pass the profile tuned for this graph (or none)"
@@ -232,6 +237,7 @@ def _executor(
     penalised = spec.lambda_tokens > 0 or spec.lambda_latency > 0
     return TTSExecutor(
         pool,
+        observer=ChatSpans(),
         models=CallModels(latency=models),
         # Without a verifier, scores are only self-certainty: plan over greedy and voting.
         space=SearchSpace(
@@ -305,15 +311,25 @@ async def run(
             graph_key(scope.graph_name), deadline=hard, task_seed=task_seed,
             profile=None if profile_name is None else str(profile_name),
         ) as traced:  # fmt: skip
-            result = await _drive(graph, input, config, context, scope, on_event, traced, cut)
-            traced.set_outcome(
-                correct=None if judge is None else judge(result.state),
-                degraded=result.degraded,
-                report=result.report,
-            )
-            traced.set_attribute(AGENTRT.ELAPSED_S, result.elapsed_s)
-            traced.set_attribute(AGENTRT.RUN_DEADLINE_MET, result.overshoot_s == 0)
+            try:
+                result = await _drive(graph, input, config, context, scope, on_event, traced, cut)
+            except RunDeadlineExceeded as exc:
+                _record_outcome(traced, exc.result)
+                raise
+            _record_outcome(traced, result, None if judge is None else judge(result.state))
             return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
+
+
+def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | None = None) -> None:
+    """The run's outcome on its workflow span: the span's elapsed time and
+    deadline figures are the result's own, computed once."""
+    traced.set_outcome(
+        correct=correct,
+        degraded=result.degraded,
+        report=result.report,
+        elapsed_s=result.elapsed_s,
+        deadline_met=result.deadline_met,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -489,7 +505,7 @@ async def _finish_or_cut(
         if left <= CUT_SLACK_S:
             return max(0.0, deadline.remaining())
         try:
-            async with timeout_after(left) as timer:
+            async with timeout_after(left, clock=deadline.clock) as timer:
                 await asyncio.shield(task)
         except TimeoutError:
             if not timer.expired():  # the graph raised TimeoutError itself

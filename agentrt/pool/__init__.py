@@ -10,6 +10,8 @@ from agentrt.pool._endpoint import (
     EndpointState,
     greedy_only_groups,
 )
+from agentrt.pool._events import OnEndpoint, RequestSent
+from agentrt.pool._hardware import DtypeChoice, choose_dtype, cpu_flags, cpu_model
 from agentrt.pool._local import LocalPool, ServerRecord, pool_endpoints
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
 from agentrt.pool._pool import Backend, EndpointPool, RetrySettings
@@ -25,16 +27,22 @@ __all__ = [
     "BranchRecord",
     "ChatRequest",
     "ChatStream",
+    "DtypeChoice",
     "EndpointClient",
     "EndpointPool",
     "EndpointSpec",
     "EndpointState",
     "LocalPool",
+    "OnEndpoint",
+    "RequestSent",
     "RetrySettings",
     "ServerRecord",
     "StreamEvent",
     "TokenDelta",
     "Usage",
+    "choose_dtype",
+    "cpu_flags",
+    "cpu_model",
     "endpoints_from_env",
     "endpoints_from_toml",
     "greedy_only_groups",

@@ -27,7 +27,6 @@ from agentrt.pool._endpoint import EndpointSpec
 from agentrt.pool._metrics import parse_prometheus_text
 from agentrt.pool._protocol import ChatRequest
 from agentrt.pool._stream import ChatStream
-from agentrt.tracing._propagation import outgoing_headers
 
 __all__ = ["EndpointClient"]
 
@@ -131,7 +130,7 @@ class EndpointClient:
             "POST",
             f"{self.url}/v1/chat/completions",
             json=request.payload(model, stream=True, vllm=vllm),
-            headers=self._headers(self._traced(headers, model, vllm)),
+            headers=self._headers(headers),
             timeout=timeout,
         )
         try:
@@ -163,14 +162,6 @@ class EndpointClient:
         )
 
     # -- internals --------------------------------------------------------------
-
-    def _traced(self, headers: Mapping[str, str] | None, model: str, vllm: bool) -> dict[str, str]:
-        """``headers`` plus the W3C ``traceparent``; notes this endpoint on the traced call."""
-        draft = (self.spec.speculative or {}).get("num_speculative_tokens")
-        return outgoing_headers(
-            headers, url=self.url, address=self.spec.address, model=model,
-            group=self.spec.group, vllm=vllm, draft_tokens=int(draft) if draft else None,
-        )  # fmt: skip
 
     async def _request(self, method: str, path: str, timeout_s: float) -> httpx.Response:
         try:

@@ -10,13 +10,21 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-__all__ = ["EndpointSpec", "EndpointState", "GroupName", "greedy_only_groups"]
+__all__ = [
+    "PLAIN_GROUP",
+    "SPEC_GROUP",
+    "EndpointSpec",
+    "EndpointState",
+    "GroupName",
+    "greedy_only_groups",
+]
 
 GroupName = str
 """A server group: ``"plain"``, ``"spec"`` (speculative decoding), or your own."""
 
-PLAIN_GROUP = "plain"
-SPEC_GROUP = "spec"
+PLAIN_GROUP: GroupName = "plain"
+SPEC_GROUP: GroupName = "spec"
+"""The two groups the local pool starts: plain decoding and speculative decoding."""
 
 
 class EndpointSpec(BaseModel):
@@ -40,6 +48,15 @@ class EndpointSpec(BaseModel):
     speculative: dict[str, Any] | None = None
     verify_tls: bool = True
     greedy_only: bool = False
+
+    @property
+    def draft_tokens(self) -> int | None:
+        """Speculative tokens per step (``num_speculative_tokens``), on a
+        speculative-decoding endpoint; None on a plain one."""
+        if not self.speculative:
+            return None
+        draft = self.speculative.get("num_speculative_tokens")
+        return int(draft) if draft else None
 
     @field_validator("url")
     @classmethod

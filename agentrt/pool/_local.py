@@ -29,6 +29,7 @@ from agentrt.core._errors import LocalPoolError
 from agentrt.core._settings import Settings
 from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP, EndpointSpec
+from agentrt.pool._hardware import DtypeChoice, choose_dtype, cpu_flags
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
 
 __all__ = [
@@ -87,6 +88,9 @@ class ServerRecord:
     speculative: dict[str, Any] | None = None
     started_ns: int = 0
     extra_args: list[str] = field(default_factory=list)
+    dtype: str | None = None
+    """The weights' dtype the server runs (chosen from the CPU's flags)."""
+    dtype_reason: str | None = None
 
     @property
     def url(self) -> str:
@@ -99,6 +103,16 @@ class ServerRecord:
             url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
             greedy_only=self.speculative is not None,
         )  # fmt: skip
+
+
+def _arg_value(args: Sequence[str], flag: str) -> str:
+    """The value of ``flag`` in ``args`` (``--flag value`` or ``--flag=value``)."""
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    return "?"
 
 
 def diagnose_log(tail: str) -> str:
@@ -248,6 +262,11 @@ class LocalPool:
         ]  # fmt: skip
         if speculative is not None:
             args += ["--speculative-config", json.dumps(speculative)]
+        if any(a == "--dtype" or a.startswith("--dtype=") for a in extra_args):
+            dtype = DtypeChoice(_arg_value(extra_args, "--dtype"), "set by extra_args")
+        else:
+            dtype = choose_dtype(cpu_flags())
+            args += ["--dtype", dtype.dtype]
         args += extra_args
         env = {
             **os.environ,
@@ -278,6 +297,8 @@ class LocalPool:
             speculative=speculative,
             started_ns=wall_time_ns(),
             extra_args=extra_args,
+            dtype=dtype.dtype,
+            dtype_reason=dtype.reason,
         )
 
     async def _wait_healthy(self, record: ServerRecord, timeout_s: float) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -29,7 +29,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from agentrt.core._clock import Clock, current_clock, timeout_after
+from agentrt.core._clock import Clock, current_clock, timeout_at
 from agentrt.core._deadline import Deadline, current_deadline
 from agentrt.core._errors import (
     EndpointConfigError,
@@ -40,6 +40,7 @@ from agentrt.core._errors import (
 )
 from agentrt.pool._client import EndpointClient
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec, EndpointState
+from agentrt.pool._events import OnEndpoint, RequestSent
 from agentrt.pool._protocol import ChatRequest
 from agentrt.pool._stream import ChatStream
 
@@ -49,17 +50,15 @@ LOAD_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 """What the load check reads from each endpoint's ``/metrics``."""
 
 
-OnEndpoint = Callable[[str], None]
-"""Told the URL of each endpoint a request is sent to, before its headers arrive."""
-
-
 class Backend(Protocol):
     """The narrow seam the executor talks to: open one streaming request.
 
     ``exclude`` lists endpoint URLs to avoid (a hedge or a re-issue goes
     elsewhere; they are used only when nothing else is healthy);
-    ``on_endpoint`` is told each URL an attempt goes to, so a caller knows
-    where a request waits even before its response headers come.
+    ``on_endpoint`` is told each attempt (:class:`RequestSent`: endpoint, model,
+    group), so a caller knows where a request waits even before its response
+    headers come. The pool adds no headers of its own: trace context comes in
+    ``headers`` from the caller.
     """
 
     def stream(
@@ -252,7 +251,7 @@ class EndpointPool:
         connection failures and 503s while the deadline allows; reading stops
         quietly at the deadline (``stream.cut_by_deadline``). Endpoints in
         ``exclude`` are avoided while another is healthy; ``on_endpoint`` is
-        told each URL an attempt is sent to.
+        told each attempt before it is sent.
         """
         stream = await self.open(
             request, group=group, deadline=deadline, headers=headers, exclude=exclude,
@@ -292,7 +291,7 @@ class EndpointPool:
                     if deadline.expired:
                         raise deadline.exceeded()
                     try:
-                        async with timeout_after(deadline.remaining()):
+                        async with timeout_at(deadline.hard_at, clock=deadline.clock):
                             return await self._open_once(
                                 request, group, deadline, headers, started_at,
                                 frozenset(tried), on_endpoint,
@@ -326,7 +325,13 @@ class EndpointPool:
             state = self.choose(group, exclude)
         assert state.served_model is not None
         if on_endpoint is not None:
-            on_endpoint(state.url)
+            on_endpoint(
+                RequestSent(
+                    url=state.url, address=state.spec.address, group=state.spec.group,
+                    model=state.served_model, vllm=state.version is not None,
+                    draft_tokens=state.spec.draft_tokens,
+                )
+            )  # fmt: skip
         state.in_flight += request.n
         try:
             stream = await self.client(state).open_stream(

@@ -136,9 +136,8 @@ class ChatStream:
     async def _events(self) -> AsyncIterator[StreamEvent]:
         if self._done:
             return
-        lines = self._response.aiter_lines()
-        data = iter_sse_data(lines, self.url)
-        cutoff = Cutoff(self._deadline_at - self._clock.now())  # one timer, not one per chunk
+        data = iter_sse_data(self._response.aiter_bytes(), self.url)
+        cutoff = Cutoff.at(self._deadline_at, clock=self._clock)  # one timer, not one per chunk
         try:
             while True:
                 if self._clock.now() >= self._deadline_at:  # the clock is the judge

@@ -10,7 +10,7 @@ See docs/tracing.md for what each span records.
 """
 
 from agentrt.tracing._attributes import AGENTRT, GEN_AI, error_type
-from agentrt.tracing._chat import CallTrace, chat_call, current_call
+from agentrt.tracing._chat import CallTrace, ChatSpans, chat_call, current_call
 from agentrt.tracing._content import CAPTURE_CONTENT_ENV, capture_content
 from agentrt.tracing._jsonl import JsonlSpanExporter, span_to_dict
 from agentrt.tracing._propagation import TRACEPARENT, outgoing_headers
@@ -45,6 +45,7 @@ __all__ = [
     "GEN_AI",
     "TRACEPARENT",
     "CallTrace",
+    "ChatSpans",
     "JsonlSpanExporter",
     "NodeVisit",
     "RunInfo",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from agentrt.tracing._content import (
     output_messages_json,
     safe_url,
 )
+from agentrt.tracing._propagation import outgoing_headers
 from agentrt.tracing._setup import get_tracer
 from agentrt.tracing._spans import (
     current_allocation,
@@ -47,10 +48,12 @@ from agentrt.tracing._spans import (
 )
 
 if TYPE_CHECKING:
+    from agentrt.pool._events import RequestSent
     from agentrt.pool._stream import ChatStream
+    from agentrt.tts._observer import CallStarted
     from agentrt.tts._result import Result
 
-__all__ = ["CallTrace", "chat_call", "current_call", "note_endpoint", "note_stream"]
+__all__ = ["CallTrace", "ChatSpans", "chat_call", "current_call"]
 
 PROVIDER_VLLM = "vllm"
 PROVIDER_OPENAI_COMPATIBLE = "openai_compatible"
@@ -72,30 +75,33 @@ class CallTrace:
         """Wall-clock nanoseconds of an instant on the executor's clock."""
         return self.started_ns + round((at - self.started_clock) * 1e9)
 
-    def note_endpoint(
-        self,
-        *,
-        url: str,
-        address: tuple[str, int],
-        model: str,
-        group: str,
-        vllm: bool,
-        draft_tokens: int | None,
-    ) -> None:
-        """The endpoint a request of this call went to (the client calls this)."""
+    def outgoing_headers(self) -> dict[str, str]:
+        """The W3C trace context of this call's span, for every request it sends."""
+        with trace.use_span(self.span, end_on_exit=False):
+            return outgoing_headers()
+
+    def stream_read(self, stream: ChatStream, *, hedge: bool) -> None:
+        """The executor reads ``stream`` for this call (``hedge``: as its hedge)."""
+        if stream not in self.streams:
+            self.streams.append(stream)
+            if hedge:
+                self.hedges.append(stream)
+
+    def request_sent(self, sent: RequestSent) -> None:
+        """The endpoint a request of this call went to."""
         if self.model is None:
-            self.model = model
-            self.span.update_name(f"chat {model}")
-            self.span.set_attribute(GEN_AI.REQUEST_MODEL, model)
+            self.model = sent.model
+            self.span.update_name(f"chat {sent.model}")
+            self.span.set_attribute(GEN_AI.REQUEST_MODEL, sent.model)
             self.span.set_attribute(
-                GEN_AI.PROVIDER_NAME, PROVIDER_VLLM if vllm else PROVIDER_OPENAI_COMPATIBLE
+                GEN_AI.PROVIDER_NAME, PROVIDER_VLLM if sent.vllm else PROVIDER_OPENAI_COMPATIBLE
             )
-        self.span.set_attribute(SERVER_ADDRESS, address[0])
-        self.span.set_attribute(SERVER_PORT, address[1])
-        self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_url(url))
-        self.span.set_attribute(AGENTRT.ENDPOINT_GROUP, group)
-        if draft_tokens:
-            self.span.set_attribute(AGENTRT.DRAFT_TOKENS, draft_tokens)
+        self.span.set_attribute(SERVER_ADDRESS, sent.address[0])
+        self.span.set_attribute(SERVER_PORT, sent.address[1])
+        self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_url(sent.url))
+        self.span.set_attribute(AGENTRT.ENDPOINT_GROUP, sent.group)
+        if sent.draft_tokens:
+            self.span.set_attribute(AGENTRT.DRAFT_TOKENS, sent.draft_tokens)
 
     def finished(self, result: Result) -> None:
         """Record the plan, the predictions against the actual figures, and the branches."""
@@ -268,34 +274,6 @@ def current_call() -> CallTrace | None:
     return _current.get()
 
 
-def note_stream(stream: ChatStream, *, hedge: bool = False) -> None:
-    """The executor reads ``stream`` for the current call, as its hedge request if
-    ``hedge`` (no-op outside a call)."""
-    call = _current.get()
-    if call is not None and stream not in call.streams:
-        call.streams.append(stream)
-        if hedge:
-            call.hedges.append(stream)
-
-
-def note_endpoint(
-    *,
-    url: str,
-    address: tuple[str, int],
-    model: str,
-    group: str,
-    vllm: bool,
-    draft_tokens: int | None = None,
-) -> None:
-    """A request of the current call is going to this endpoint (no-op outside one)."""
-    call = _current.get()
-    if call is not None:
-        call.note_endpoint(
-            url=url, address=address, model=model, group=group, vllm=vllm,
-            draft_tokens=draft_tokens,
-        )  # fmt: skip
-
-
 def _slice_attributes(slice_s: float | None, deadline: Deadline | None) -> dict[str, Any]:
     attrs: dict[str, AttributeValue] = {}
     run = current_run()
@@ -329,11 +307,12 @@ def _slice_attributes(slice_s: float | None, deadline: Deadline | None) -> dict[
 
 @contextmanager
 def chat_call(
-    messages: Sequence[dict[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
     *,
     clock: Clock,
     slice_s: float | None = None,
     deadline: Deadline | None = None,
+    prompt_tokens_estimate: int | None = None,
 ) -> Iterator[CallTrace]:
     """The ``chat`` span (CLIENT) of one executor call, current inside the block."""
     attrs = {
@@ -342,9 +321,8 @@ def chat_call(
         GEN_AI.REQUEST_STREAM: True,
         **_slice_attributes(slice_s, deadline or current_deadline()),
     }
-    from agentrt.tts._executor import estimate_prompt_tokens  # the executor imports this module
-
-    attrs[AGENTRT.PROMPT_TOKENS_ESTIMATE] = estimate_prompt_tokens(messages)
+    if prompt_tokens_estimate is not None:
+        attrs[AGENTRT.PROMPT_TOKENS_ESTIMATE] = prompt_tokens_estimate
     if capture_content():
         attrs[GEN_AI.INPUT_MESSAGES] = input_messages_json(messages)
     started_clock, started_ns = clock.now(), wall_time_ns()
@@ -364,3 +342,17 @@ def chat_call(
     finally:
         _current.reset(token)
         span.end(end_time=call.ns(clock.now()))
+
+
+class ChatSpans:
+    """The executor's tracing observer: a ``chat {model}`` span per call, a child
+    span per branch, on the global OpenTelemetry tracer provider.
+
+        executor = TTSExecutor(pool, observer=ChatSpans())
+    """
+
+    def call(self, started: CallStarted) -> AbstractContextManager[CallTrace]:
+        return chat_call(
+            started.messages, clock=started.clock, slice_s=started.slice_s,
+            deadline=started.deadline, prompt_tokens_estimate=started.prompt_tokens_estimate,
+        )  # fmt: skip

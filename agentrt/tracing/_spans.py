@@ -151,6 +151,7 @@ class WorkflowSpan:
     deadline: Deadline | None = None
     _nodes: dict[str, tuple[trace.Span, NodeVisit]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _timed: bool = False
 
     @property
     def trace_id(self) -> str:
@@ -166,10 +167,17 @@ class WorkflowSpan:
         correct: bool | None = None,
         degraded: bool | None = None,
         report: BudgetReport | None = None,
+        elapsed_s: float | None = None,
+        deadline_met: bool | None = None,
     ) -> None:
         """Record how the run ended: its answer key (only with content capture
-        on), whether it was right (labelled runs), degraded, and the budget
-        report's totals."""
+        on), whether it was right (labelled runs), degraded, the budget
+        report's totals, and its elapsed seconds and whether it met its
+        deadline. Given both, those two are the caller's figures (the runner's
+        ``RunResult``); otherwise the span measures them on its deadline as it
+        ends."""
+        if elapsed_s is not None and deadline_met is not None:
+            self._set_timing(elapsed_s, deadline_met)
         if answer is not None and capture_content():
             self.span.set_attribute(AGENTRT.RUN_ANSWER, answer)
         if correct is not None:
@@ -181,6 +189,11 @@ class WorkflowSpan:
             degraded = report.degraded if degraded is None else degraded or report.degraded
         if degraded is not None:
             self.span.set_attribute(AGENTRT.RUN_DEGRADED, degraded)
+
+    def _set_timing(self, elapsed_s: float, deadline_met: bool) -> None:
+        self.span.set_attribute(AGENTRT.ELAPSED_S, elapsed_s)
+        self.span.set_attribute(AGENTRT.RUN_DEADLINE_MET, deadline_met)
+        self._timed = True
 
     # -- node spans opened and closed from outside the node's task ---------------
 
@@ -300,7 +313,10 @@ def workflow_span(
     """The ``invoke_workflow {graph}`` span of one run, current inside the block.
 
     ``deadline`` (default: the ambient one) gives ``agentrt.deadline_s`` and,
-    at the end, ``agentrt.deadline_met``. ``run_id`` defaults to the trace id.
+    at the end, ``agentrt.elapsed_s`` and ``agentrt.run.deadline_met``, unless
+    :meth:`WorkflowSpan.set_outcome` recorded the run's own figures (the runner
+    does, so a trace agrees with its ``RunResult``). ``run_id`` defaults to the
+    trace id.
     An exception leaving the block sets ``error.type`` (``deadline_exceeded``,
     ``cancelled``, or the class name). The exporters are flushed on the way out.
     """
@@ -345,9 +361,8 @@ def workflow_span(
         if deadline is not None and deadline.expired:
             ended = "deadline_exceeded"
         handle._close_nodes(ended)
-        if deadline is not None and deadline.budget_s != float("inf"):
-            span.set_attribute(AGENTRT.ELAPSED_S, deadline.elapsed())
-            span.set_attribute(AGENTRT.RUN_DEADLINE_MET, not deadline.expired)
+        if not handle._timed and deadline is not None and deadline.budget_s != float("inf"):
+            handle._set_timing(deadline.elapsed(), not deadline.expired)
         span.end()
         flush_traces()
 

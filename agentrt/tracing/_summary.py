@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentrt.core._stats import quantile
 from agentrt.tracing._attributes import AGENTRT, GEN_AI
 from agentrt.tracing._records import RunTrace, SpanRecord
 
@@ -50,14 +51,6 @@ def _share(values: Sequence[bool]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _p(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def summarise(runs: Sequence[RunTrace]) -> tuple[list[SiteSummary], RunTotals]:
     """Per node and call site, and for the runs as a whole."""
     sites: dict[tuple[str, str | None], list[SpanRecord]] = defaultdict(list)
@@ -82,8 +75,8 @@ def summarise(runs: Sequence[RunTrace]) -> tuple[list[SiteSummary], RunTotals]:
                 call_site=site,
                 calls=len(calls),
                 slice_p50_s=statistics.median(slices) if slices else None,
-                used_p50_s=_p(used, 0.5),
-                used_p90_s=_p(used, 0.9),
+                used_p50_s=quantile(used, 0.5),
+                used_p90_s=quantile(used, 0.9),
                 within_slice=_share(inside),
                 predicted_p50_s=statistics.median(predicted) if predicted else None,
                 degraded=sum(1 for c in calls if c.get(AGENTRT.DEGRADED)),

@@ -1,10 +1,13 @@
 """Latency-aware test-time scaling: answer specs, strategies, voting, scorers,
-latency / length / accuracy models and the planner.
+latency / length / accuracy models, the planner, and the anytime executor
+(:class:`TTSExecutor`) that streams a call's branches on the pool.
 
-Everything here is pure and server-free; the anytime executor that streams
-branches on the pool builds on it.
+Everything but the executor is pure and server-free; the executor talks to
+the servers through the pool's :class:`~agentrt.pool.Backend` seam and tells
+what it did to a :class:`CallObserver`.
 """
 
+from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP
 from agentrt.tts._accuracy import (
     AccuracyEstimator,
     AccuracyModel,
@@ -23,13 +26,16 @@ from agentrt.tts._answers import (
     NormalisedString,
 )
 from agentrt.tts._branch import BranchSource, BranchView
-from agentrt.tts._config import PLAIN_GROUP, SPEC_GROUP, StrategyName, TTSConfig
+from agentrt.tts._calibrate import CalibrationPlan, calibrate, load_latency_models
+from agentrt.tts._config import StrategyName, TTSConfig
 from agentrt.tts._curve import Curve
+from agentrt.tts._executor import CallModels, QueryAccuracy, TTSExecutor
 from agentrt.tts._greedy_search import plan_greedy_parallelism
 from agentrt.tts._hedging import HedgePolicy, TokenBucket
 from agentrt.tts._latency import LatencyModel, SpeculativeModel, TTFTModel
 from agentrt.tts._length import LengthModel
 from agentrt.tts._math_answers import MathEquivalent
+from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
@@ -74,6 +80,11 @@ __all__ = [
     "BranchCounts",
     "BranchSource",
     "BranchView",
+    "CalibrationPlan",
+    "CallModels",
+    "CallObserver",
+    "CallRecorder",
+    "CallStarted",
     "ChoiceLetter",
     "Curve",
     "Decision",
@@ -86,10 +97,12 @@ __all__ = [
     "MathEquivalent",
     "MeanLogprobScorer",
     "MeasuredAccuracy",
+    "NoObserver",
     "NormalisedString",
     "Plan",
     "PlanInputs",
     "Prediction",
+    "QueryAccuracy",
     "RequestOptions",
     "Result",
     "RewardModelScorer",
@@ -101,10 +114,13 @@ __all__ = [
     "StrategyName",
     "TTFTModel",
     "TTSConfig",
+    "TTSExecutor",
     "TokenBucket",
     "VerifierScorer",
     "Weighted",
     "best_of_n_vote",
+    "calibrate",
+    "load_latency_models",
     "majority_accuracy",
     "majority_can_stop",
     "majority_vote",

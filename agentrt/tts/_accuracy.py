@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agentrt.core._errors import ConfigurationError, ProfileError
+from agentrt.core._errors import ConfigurationError
+from agentrt.core._validation import dump, load, profile_errors
 from agentrt.tts._config import STRATEGY_NAMES, StrategyName, TTSConfig
-from agentrt.tts._length import LengthModel, profile_error
+from agentrt.tts._length import LengthModel
 
 __all__ = [
     "AccuracyEstimator",
@@ -263,40 +264,28 @@ class AccuracyModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a TOML profile."""
-        return AccuracyProfile(
-            sample_accuracy=self.prior.sample_accuracy,
-            greedy_accuracy=self.prior.greedy_accuracy,
-            wrong_answers=self.prior.wrong_answers,
-            verifier_quality=self.prior.verifier_quality,
-            beam_quality=self.prior.beam_quality,
-            measured=[
-                MeasuredRow(strategy=m.strategy, n=m.n, accuracy=m.accuracy, runs=m.runs)
-                for m in self.measured
-            ],
-            measured_max_tokens=self.measured_max_tokens,
-        ).model_dump(mode="json", exclude_none=True)
+        measured = [
+            MeasuredRow(strategy=m.strategy, n=m.n, accuracy=m.accuracy, runs=m.runs)
+            for m in self.measured
+        ]
+        return dump(
+            AccuracyProfile(
+                **asdict(self.prior),
+                measured=measured,
+                measured_max_tokens=self.measured_max_tokens,
+            )
+        )
 
     @classmethod
     def from_dict(cls, data: object, source: str = "accuracy model") -> AccuracyModel:
         """Validate profile data; a bad field raises :class:`ProfileError` naming it."""
-        try:
-            profile = AccuracyProfile.model_validate(data)
-        except ValidationError as exc:
-            raise profile_error(source, exc) from exc
-        prior = AccuracyPrior(
-            sample_accuracy=profile.sample_accuracy,
-            greedy_accuracy=profile.greedy_accuracy,
-            wrong_answers=profile.wrong_answers,
-            verifier_quality=profile.verifier_quality,
-            beam_quality=profile.beam_quality,
-        )
+        profile = load(AccuracyProfile, data, source)
+        prior = AccuracyPrior(**profile.model_dump(exclude={"measured", "measured_max_tokens"}))
         measured = tuple(
             MeasuredAccuracy(r.strategy, r.n, r.accuracy, r.runs) for r in profile.measured
         )
-        try:
+        with profile_errors(source, field="measured"):
             return cls(prior, measured, profile.measured_max_tokens)
-        except ConfigurationError as exc:
-            raise ProfileError(f"{source}: {exc}", path=source, field="measured") from exc
 
 
 class MeasuredRow(BaseModel):

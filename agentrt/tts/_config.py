@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.pool._endpoint import PLAIN_GROUP
 
 __all__ = [
-    "PLAIN_GROUP",
-    "SPEC_GROUP",
     "STRATEGY_NAMES",
     "STREAMING_VOTE_STRATEGIES",
     "StrategyName",
@@ -21,9 +20,6 @@ StrategyName = Literal["single", "majority", "weighted", "best_of_n", "beam"]
 STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 STREAMING_VOTE_STRATEGIES: frozenset[StrategyName] = frozenset({"majority", "weighted"})
 """Strategies whose vote can be decided before every branch finishes."""
-
-PLAIN_GROUP = "plain"
-SPEC_GROUP = "spec"
 
 
 @dataclass(frozen=True, order=True)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from agentrt.core._clock import Clock, current_clock, timeout_after
+from agentrt.core._clock import Clock, current_clock, timeout_at
 from agentrt.core._deadline import Deadline, current_deadline
 from agentrt.core._errors import (
     BudgetRefused,
@@ -28,10 +28,10 @@ from agentrt.core._errors import (
 )
 from agentrt.core._lag import loop_lag
 from agentrt.pool._endpoint import PLAIN_GROUP, greedy_only_groups
+from agentrt.pool._events import RequestSent
 from agentrt.pool._pool import Backend
 from agentrt.pool._protocol import BranchFinished, ChatRequest, Message
 from agentrt.pool._stream import BranchRecord, ChatStream
-from agentrt.tracing._chat import chat_call, note_stream
 from agentrt.tts._accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts._answers import AnswerSpec, LastNumber
 from agentrt.tts._branch import BranchView
@@ -39,6 +39,7 @@ from agentrt.tts._config import TTSConfig
 from agentrt.tts._hedging import HedgePolicy, hedge_at, hedge_delay_s, shared_bucket
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
@@ -114,6 +115,13 @@ class _Attempt:
     protocol_error: ProtocolError | None = None
     cut_by_deadline: bool = False
     hedge_after_s: float | None = None
+    recorder: CallRecorder | None = None
+
+    def sent(self, sent: RequestSent) -> None:
+        """An attempt went to ``sent.url``: a re-issue or hedge goes elsewhere."""
+        self.tried.add(sent.url)
+        if self.recorder is not None:
+            self.recorder.request_sent(sent)
 
     @property
     def finished(self) -> list[BranchRecord]:
@@ -215,6 +223,7 @@ class TTSExecutor:
         run_seed: int = 0,
         clock: Clock | None = None,
         hedge: HedgePolicy | bool | None = True,
+        observer: CallObserver | None = None,
     ) -> None:
         if objective not in ("deadline", "penalty"):
             raise ConfigurationError(
@@ -241,6 +250,7 @@ class TTSExecutor:
         self._calls = 0
         self.hedge = HedgePolicy.coerce(hedge)
         self.hedge_bucket = None if self.hedge is None else shared_bucket(backend, self.hedge)
+        self.observer: CallObserver = observer or NoObserver()
 
     # -- planning -----------------------------------------------------------------
 
@@ -327,13 +337,19 @@ class TTSExecutor:
 
         It always returns by the slice's end (plus a small margin): cut short,
         the result decides from what it has and says ``degraded``. The call is
-        traced as a ``chat {model}`` span with a child span per branch.
+        told to :attr:`observer` (:mod:`agentrt.tracing`'s ``ChatSpans`` records it
+        as a ``chat {model}`` span with a child span per branch).
         """
-        with chat_call(messages, clock=self._clock, slice_s=slice_s, deadline=deadline) as call:
+        started = CallStarted(
+            messages=messages, clock=self._clock, slice_s=slice_s, deadline=deadline,
+            prompt_tokens_estimate=estimate_prompt_tokens(messages),
+        )  # fmt: skip
+        with self.observer.call(started) as recorder:
             result = await self._run(
-                messages, slice_s, deadline, answer_spec, config, stop, length, siblings
-            )
-            call.finished(result)
+                messages, slice_s, deadline, answer_spec, config, stop, length, siblings,
+                recorder,
+            )  # fmt: skip
+            recorder.finished(result)
             return result
 
     async def _run(
@@ -346,6 +362,7 @@ class TTSExecutor:
         stop: Sequence[str],
         length: LengthModel | None = None,
         siblings: int = 0,
+        recorder: CallRecorder | None = None,
     ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
@@ -390,7 +407,7 @@ class TTSExecutor:
             )
         started = self._clock.now()
         attempt = await self._stream_branches(
-            messages, plan.config, strategy, call_deadline, tuple(stop), hedge
+            messages, plan.config, strategy, call_deadline, tuple(stop), hedge, recorder
         )
         return await self._result(
             messages, plan, strategy, spec, attempt, started, call_deadline, degraded
@@ -404,9 +421,10 @@ class TTSExecutor:
         deadline: Deadline,
         stop: tuple[str, ...] = (),
         hedge: _HedgeTiming | None = None,
+        recorder: CallRecorder | None = None,
     ) -> _Attempt:
         self._calls += 1
-        attempt = _Attempt(wanted=config.n)
+        attempt = _Attempt(wanted=config.n, recorder=recorder)
         options = strategy.request_options(config, seed=self.run_seed * 1_000_003 + self._calls)
         now = self._clock.now()
         early_s = min(loop_lag().margin_s(), LAG_SHARE_MAX * max(0.0, deadline.hard_at - now))
@@ -544,14 +562,17 @@ class TTSExecutor:
     ) -> None:
         """Open one request (elsewhere than those tried, when possible) and read it."""
         try:
+            recorder = attempt.recorder
             async with self.backend.stream(
                 request, group=group, deadline=read_until,
-                exclude=frozenset(attempt.tried), on_endpoint=attempt.tried.add,
+                headers=recorder.outgoing_headers() if recorder is not None else None,
+                exclude=frozenset(attempt.tried), on_endpoint=attempt.sent,
             ) as stream:  # fmt: skip
                 attempt.streams.append(stream)
                 if hedge:
                     attempt.hedge_streams.append(stream)
-                note_stream(stream, hedge=hedge)
+                if recorder is not None:
+                    recorder.stream_read(stream, hedge=hedge)
                 await self._read(stream, strategy, attempt, race)
         except (EndpointUnavailable, ProtocolError) as exc:
             # The branches of this request are lost; what finished is kept.
@@ -650,7 +671,7 @@ class TTSExecutor:
         prompt = str(messages[-1].get("content", ""))
         done = [v for v in views if v.finished]
         try:
-            async with timeout_after(deadline.remaining()):
+            async with timeout_at(deadline.hard_at, clock=deadline.clock):
                 scored = await score_branches(self.scorer, prompt, done)
         except TimeoutError:
             return views

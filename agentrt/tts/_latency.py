@@ -27,13 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agentrt.core._errors import ConfigurationError, ProfileError
-from agentrt.tts._config import PLAIN_GROUP, SPEC_GROUP, TTSConfig
+from agentrt.core._errors import ConfigurationError
+from agentrt.core._validation import dump, load, profile_errors
+from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP
+from agentrt.tts._config import TTSConfig
 from agentrt.tts._curve import Curve
 from agentrt.tts._fitting import fit_nonnegative_linear
-from agentrt.tts._length import LengthModel, profile_error
+from agentrt.tts._length import LengthModel
 
 __all__ = [
     "DEFAULT_BEAM_SLOWDOWN",
@@ -283,26 +285,25 @@ class LatencyModel:
                 num_speculative_tokens=self.speculative.num_speculative_tokens,
                 acceptance=list(self.speculative.acceptance.points),
             )
-        return LatencyProfile(
-            group=self.group,
-            ttft=TTFTProfile(
-                base_s=self.ttft.base_s,
-                per_prompt_token_s=self.ttft.per_prompt_token_s,
-                per_load_s=self.ttft.per_load_s,
-            ),
-            decode_s_per_token=list(self.decode_s_per_token.points),
-            speculative=spec,
-            beam_slowdown=self.beam_slowdown,
-        ).model_dump(mode="json")
+        return dump(
+            LatencyProfile(
+                group=self.group,
+                ttft=TTFTProfile(
+                    base_s=self.ttft.base_s,
+                    per_prompt_token_s=self.ttft.per_prompt_token_s,
+                    per_load_s=self.ttft.per_load_s,
+                ),
+                decode_s_per_token=list(self.decode_s_per_token.points),
+                speculative=spec,
+                beam_slowdown=self.beam_slowdown,
+            )
+        )
 
     @classmethod
     def from_dict(cls, data: object, source: str = "latency model") -> LatencyModel:
         """Validate profile data; a bad field raises :class:`ProfileError` naming it."""
-        try:
-            profile = LatencyProfile.model_validate(data)
-        except ValidationError as exc:
-            raise profile_error(source, exc) from exc
-        try:
+        profile = load(LatencyProfile, data, source)
+        with profile_errors(source):
             spec = None
             if profile.speculative is not None:
                 spec = SpeculativeModel(
@@ -316,10 +317,6 @@ class LatencyModel:
                 speculative=spec,
                 beam_slowdown=profile.beam_slowdown,
             )
-        except ProfileError:
-            raise
-        except ConfigurationError as exc:
-            raise ProfileError(f"{source}: {exc}", path=source) from exc
 
 
 class TTFTProfile(BaseModel):

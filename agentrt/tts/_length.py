@@ -1,9 +1,9 @@
 """Output-length model of one call site: how many tokens a branch generates.
 
 With samples (from traces or calibration) the distribution is empirical:
-quantiles interpolate linearly between order statistics (numpy's default
-"linear" method), so a quantile above the largest sample is the largest
-sample. Without samples it is a documented prior: log-normal with median
+quantiles interpolate linearly between order statistics
+(:func:`agentrt.core._stats.quantile`), so a quantile above the largest sample
+is the largest sample. Without samples it is a documented prior: log-normal with median
 ``prior_median_tokens`` (200) and log-space spread ``prior_sigma`` (0.6), i.e.
 a p90 of about 2.2x the median, typical of short chat/maths replies.
 
@@ -22,16 +22,17 @@ from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-from agentrt.core._errors import ConfigurationError, ProfileError
+from agentrt.core._errors import ConfigurationError
+from agentrt.core._stats import quantile
+from agentrt.core._validation import dump, load
 
 __all__ = [
     "DEFAULT_PRIOR_MEDIAN_TOKENS",
     "DEFAULT_PRIOR_SIGMA",
     "LengthModel",
     "LengthProfile",
-    "profile_error",
 ]
 
 DEFAULT_PRIOR_MEDIAN_TOKENS = 200.0
@@ -94,11 +95,7 @@ class LengthModel:
         if self.is_prior:
             z = _STANDARD_NORMAL.inv_cdf(q)
             return self.prior_median_tokens * math.exp(self.prior_sigma * z)
-        position = (len(self.samples) - 1) * q
-        low = math.floor(position)
-        high = min(low + 1, len(self.samples) - 1)
-        frac = position - low
-        return self.samples[low] + (self.samples[high] - self.samples[low]) * frac
+        return quantile(self.samples, q)
 
     def cdf(self, tokens: float) -> float:
         """Fraction of branches that end within ``tokens`` tokens."""
@@ -131,19 +128,18 @@ class LengthModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a TOML profile."""
-        return LengthProfile(
-            samples=list(self.samples),
-            prior_median_tokens=self.prior_median_tokens,
-            prior_sigma=self.prior_sigma,
-        ).model_dump(mode="json")
+        return dump(
+            LengthProfile(
+                samples=list(self.samples),
+                prior_median_tokens=self.prior_median_tokens,
+                prior_sigma=self.prior_sigma,
+            )
+        )
 
     @classmethod
     def from_dict(cls, data: object, source: str = "length model") -> LengthModel:
         """Validate profile data; a bad field raises :class:`ProfileError` naming it."""
-        try:
-            profile = LengthProfile.model_validate(data)
-        except ValidationError as exc:
-            raise profile_error(source, exc) from exc
+        profile = load(LengthProfile, data, source)
         return cls.from_samples(
             profile.samples,
             prior_median_tokens=profile.prior_median_tokens,
@@ -167,20 +163,3 @@ class LengthProfile(BaseModel):
     samples: list[NonNegativeInt] = Field(default_factory=list)
     prior_median_tokens: float = Field(default=DEFAULT_PRIOR_MEDIAN_TOKENS, ge=1.0)
     prior_sigma: float = Field(default=DEFAULT_PRIOR_SIGMA, gt=0.0, le=5.0)
-
-
-def profile_error(source: str, exc: ValidationError) -> ProfileError:
-    """A :class:`ProfileError` naming each bad field and value of a pydantic failure
-    (``field`` and ``value`` carry the first one)."""
-    errors = exc.errors()
-    fields = [".".join(str(p) for p in err["loc"]) or "<root>" for err in errors]
-    problems = "; ".join(
-        f"{field}: {err['msg']} (got {err.get('input')!r})"
-        for field, err in zip(fields, errors, strict=True)
-    )
-    return ProfileError(
-        f"{source}: {problems}",
-        path=source,
-        field=fields[0] if fields else None,
-        value=errors[0].get("input") if errors else None,
-    )

@@ -23,14 +23,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP
 from agentrt.tts._accuracy import AccuracyEstimator
-from agentrt.tts._config import (
-    PLAIN_GROUP,
-    SPEC_GROUP,
-    STRATEGY_NAMES,
-    StrategyName,
-    TTSConfig,
-)
+from agentrt.tts._config import STRATEGY_NAMES, StrategyName, TTSConfig
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
 

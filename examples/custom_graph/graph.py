@@ -18,8 +18,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
+from agentrt import LastNumber
 from agentrt.langgraph import TTSChatModel, get_budget
-from agentrt.tts._answers import LastNumber
 
 spec = LastNumber()  # what an answer is: branches vote on the last number
 answerer = TTSChatModel(call_site="answer", answer_spec=spec)

@@ -4,7 +4,7 @@ schedule. Nothing computed may be lost: every answer the executor returned is
 in its run's result, every span the runs must export is in the JSONL files,
 no exception escapes ``agentrt.run``, and every run returns by its deadline
 plus a margin generous for a shared 2-core machine (the measured overshoot is
-in docs/reliability.md, from ``agentrt bench chaos``).
+in docs/reliability.md, from ``python -m benchmarks chaos``).
 """
 
 from __future__ import annotations

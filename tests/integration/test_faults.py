@@ -18,6 +18,7 @@ from agentrt.core._clock import MonotonicClock
 from agentrt.core._deadline import Deadline
 from agentrt.core._errors import DeadlineExceeded, EndpointUnavailable
 from agentrt.pool import ChatRequest, EndpointPool, EndpointSpec, ServerRecord
+from agentrt.tracing import ChatSpans
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import TTSExecutor
 from benchmarks.faults import FaultProxy
@@ -98,7 +99,7 @@ async def test_a_cut_stream_is_reissued_elsewhere_keeping_finished_branches(
     specs = [_via(cutting, plain_specs[0]), _via(healthy, plain_specs[0])]
     async with _pool(specs) as pool:
         cutting.cut_after(2500)  # past the headers, a few tokens into the branches
-        executor = TTSExecutor(pool, run_seed=1)
+        executor = TTSExecutor(pool, run_seed=1, observer=ChatSpans())
         config = TTSConfig("majority", 4, max_tokens=48, temperature=0.7)
         result = await executor.run(ADDITION, slice_s=30, config=config)
         assert cutting.cut_connections >= 1 and healthy.connections >= 1
@@ -128,7 +129,7 @@ async def test_a_stalled_stream_ends_at_the_slice_with_partial_work(
         assert sum(b.tokens for b in stream.branches.values()) >= 3  # partial text kept
         assert 5.0 - 0.05 <= elapsed < 5.0 + MARGIN_S
         # The executor under a stall: returns by its slice, degraded.
-        executor = TTSExecutor(pool, run_seed=2)
+        executor = TTSExecutor(pool, run_seed=2, observer=ChatSpans())
         config = TTSConfig("majority", 4, max_tokens=400, temperature=0.8)
         started = CLOCK.now()
         stalling.stall()  # no response headers come: the open waits out the slice

@@ -13,6 +13,7 @@ import pytest
 
 from agentrt.core._clock import MonotonicClock
 from agentrt.pool import EndpointPool, EndpointSpec
+from agentrt.tracing import ChatSpans
 from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor
@@ -50,13 +51,13 @@ async def test_a_straggling_endpoint_is_hedged_and_the_call_ends_far_sooner(
     async with _pool(proxies, plain_specs[0]) as pool:
         straggler.delay_s = STRAGGLE_S
         started = CLOCK.now()
-        plain = await TTSExecutor(pool, models=models, hedge=None).run(
+        plain = await TTSExecutor(pool, models=models, hedge=None, observer=ChatSpans()).run(
             ADDITION, slice_s=10, config=CONFIG
         )
         without_s = CLOCK.now() - started
         assert not plain.hedged
         started = CLOCK.now()
-        hedged = await TTSExecutor(pool, models=models, run_seed=1).run(
+        hedged = await TTSExecutor(pool, models=models, run_seed=1, observer=ChatSpans()).run(
             ADDITION, slice_s=10, config=CONFIG
         )
         with_s = CLOCK.now() - started
@@ -74,7 +75,9 @@ async def test_an_endpoint_stalled_before_its_headers_is_hedged(
     async with _pool(proxies, plain_specs[0]) as pool:
         stalled.stall()  # the request goes nowhere: no headers, no error, ever
         started = CLOCK.now()
-        result = await TTSExecutor(pool, models=models).run(ADDITION, slice_s=12, config=CONFIG)
+        result = await TTSExecutor(pool, models=models, observer=ChatSpans()).run(
+            ADDITION, slice_s=12, config=CONFIG
+        )
         elapsed = CLOCK.now() - started
         stalled.resume()
     assert result.hedged and result.hedge_won and not result.degraded

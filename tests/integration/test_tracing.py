@@ -18,7 +18,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from agentrt.core._deadline import Deadline
 from agentrt.pool import LOCAL_MODEL_NAME, EndpointPool, EndpointSpec
-from agentrt.tracing import AGENTRT, GEN_AI, node_span, use_tracer_provider, workflow_span
+from agentrt.tracing import (
+    AGENTRT,
+    GEN_AI,
+    ChatSpans,
+    node_span,
+    use_tracer_provider,
+    workflow_span,
+)
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import TTSExecutor
 
@@ -102,7 +109,9 @@ async def test_a_request_to_the_local_vllm_carries_traceparent(
     async with RecordingProxy(upstream).running() as proxy:
         spec = EndpointSpec(url=f"http://127.0.0.1:{proxy.port}")
         async with EndpointPool([spec], health_interval_s=0) as pool:
-            result = await TTSExecutor(pool).run(ADDITION, slice_s=60, config=majority(2))
+            result = await TTSExecutor(pool, observer=ChatSpans()).run(
+                ADDITION, slice_s=60, config=majority(2)
+            )
     assert result.branches.finished + result.branches.early_stopped == 2
     [chat] = named(spans, "chat")
     requests = proxy.chat_requests()
@@ -152,7 +161,7 @@ async def run_graph(
     specs: list[EndpointSpec], solve_slice_s: float, solve_config: TTSConfig
 ) -> None:
     async with EndpointPool(specs) as pool:
-        graph = build_graph(TTSExecutor(pool), solve_slice_s, solve_config)
+        graph = build_graph(TTSExecutor(pool, observer=ChatSpans()), solve_slice_s, solve_config)
         deadline = Deadline.after(120)
         with workflow_span("plan-solve", deadline=deadline, task_seed=1) as run:
             state = await graph.ainvoke({"question": "What is 3 plus 4?", "plan": "", "answer": ""})

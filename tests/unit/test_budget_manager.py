@@ -1,6 +1,7 @@
 """The budget manager, driven by hand and from inside real LangGraph graphs.
 
-Time is a FakeClock advanced by the nodes themselves; nothing sleeps.
+Time is a FakeClock, advanced by hand or (in the real graphs) jumping to the
+nodes' fake sleeps; nothing waits for real.
 """
 
 from __future__ import annotations
@@ -343,7 +344,7 @@ def llm_node(clock: FakeClock, work_s: dict[str, float], slices: list[tuple[str,
 
 
 async def run_chain_graph(a_takes_s: float) -> list[tuple[str, float]]:
-    clock = FakeClock(start=0.0)
+    clock = FakeClock(start=0.0, autojump=True)
     slices: list[tuple[str, float]] = []
     graph = build_chain(llm_node(clock, {"a": a_takes_s, "b": 3.0, "c": 1.0}, slices))
     manager = BudgetManager(
@@ -401,7 +402,7 @@ LOOP_NODES = {
 
 
 async def test_real_loop_counts_expected_visits_and_replans_past_them() -> None:
-    clock = FakeClock(start=0.0)
+    clock = FakeClock(start=0.0, autojump=True)
     slices: list[tuple[str, float]] = []
     graph = build_loop(clock, rounds=4, slices=slices)
     topology = GraphTopology.from_langgraph(graph)
@@ -419,7 +420,7 @@ async def test_real_loop_counts_expected_visits_and_replans_past_them() -> None:
 
 
 async def test_a_graph_told_visit_count_splits_the_budget_over_it() -> None:
-    clock = FakeClock(start=0.0)
+    clock = FakeClock(start=0.0, autojump=True)
     slices: list[tuple[str, float]] = []
     graph = build_loop(clock, rounds=4, slices=slices)
     topology = GraphTopology.from_langgraph(graph)
@@ -495,7 +496,7 @@ def build_fanout(clock: FakeClock, map_work_s: list[float], slices: list[tuple[s
 
 
 async def test_real_send_fanout_shares_wall_clock() -> None:
-    clock = FakeClock(start=0.0)
+    clock = FakeClock(start=0.0, autojump=True)
     slices: list[tuple[str, float]] = []
     graph = build_fanout(clock, [1.0, 3.0, 2.0], slices)
     topology = GraphTopology.from_langgraph(graph)

@@ -56,7 +56,7 @@ async def test_unknown_group_is_a_configuration_error() -> None:
 
 async def test_503_burst_is_retried_on_another_endpoint() -> None:
     cluster = FakeCluster(a=FakeVLLM(chat_statuses=[503, 503]), b=FakeVLLM())
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     async with make_pool(cluster, clock=clock, a="plain", b="plain") as pool:
         stream = await pool.open(REQUEST, deadline=Deadline.after(10, clock=clock))
         await stream.collect()
@@ -67,7 +67,7 @@ async def test_503_burst_is_retried_on_another_endpoint() -> None:
 
 async def test_503_on_the_only_endpoint_is_retried_with_backoff() -> None:
     cluster = FakeCluster(a=FakeVLLM(chat_statuses=[503, 503]))
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     async with make_pool(cluster, clock=clock, a="plain") as pool:
         start = clock.now()
         stream = await pool.open(REQUEST, deadline=Deadline.after(10, clock=clock))
@@ -78,7 +78,7 @@ async def test_503_on_the_only_endpoint_is_retried_with_backoff() -> None:
 
 async def test_retries_never_wait_past_the_deadline() -> None:
     cluster = FakeCluster(a=FakeVLLM(chat_statuses=[503] * 10))
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     async with make_pool(cluster, clock=clock, a="plain") as pool:
         deadline = Deadline.after(0.25, clock=clock)
         with pytest.raises(EndpointUnavailable, match="HTTP 503"):
@@ -91,7 +91,7 @@ async def test_retries_never_wait_past_the_deadline() -> None:
 async def test_connection_failure_ejects_and_routes_around() -> None:
     dead = FakeVLLM()
     cluster = FakeCluster(a=dead, b=FakeVLLM())
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     async with make_pool(cluster, clock=clock, a="plain", b="plain") as pool:
         dead.refuse_connections = True
         stream = await pool.open(REQUEST, deadline=Deadline.after(10, clock=clock))
@@ -104,7 +104,7 @@ async def test_connection_failure_ejects_and_routes_around() -> None:
 async def test_ejected_endpoint_is_readmitted_when_health_recovers() -> None:
     flaky = FakeVLLM()
     cluster = FakeCluster(a=flaky)
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     async with make_pool(cluster, clock=clock, a="plain") as pool:
         flaky.refuse_connections = True
         with pytest.raises(NoHealthyEndpoint):

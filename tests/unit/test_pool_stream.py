@@ -139,10 +139,12 @@ async def test_model_not_served_names_what_is() -> None:
 
 async def test_slow_headers_stop_at_the_deadline() -> None:
     cluster = FakeCluster(a=FakeVLLM(header_delay_s=30.0))
-    async with pool_for(cluster, "a") as pool:
+    clock = FakeClock(autojump=True)
+    async with pool_for(cluster, "a", clock=clock) as pool:
         with pytest.raises(DeadlineExceeded) as info:
-            await pool.open(REQUEST, deadline=Deadline.after(0.05, scope="call"))
+            await pool.open(REQUEST, deadline=Deadline.after(0.05, clock=clock, scope="call"))
         assert info.value.scope == "call"
+        assert info.value.elapsed_s == info.value.deadline_s  # exactly at the fake instant
         assert pool.endpoints[0].in_flight == 0
 
 

@@ -24,6 +24,7 @@ from agentrt.core._settings import Settings
 from agentrt.pool import EndpointPool, EndpointSpec, LocalPool
 from agentrt.pool._config import endpoints_from_toml
 from agentrt.tracing import (
+    ChatSpans,
     TracingSettings,
     configure_tracing,
     shutdown_tracing,
@@ -99,7 +100,7 @@ async def _call_the_echoing_server(errors: list[str]) -> tuple[EchoingServer, st
     async with EndpointPool([spec], transport=cluster.transport, health_interval_s=0) as pool:
         with workflow_span("secret") as run:
             try:
-                await TTSExecutor(pool).run(
+                await TTSExecutor(pool, observer=ChatSpans()).run(
                     MESSAGES,
                     slice_s=2,
                     config=TTSConfig("majority", 2, temperature=0.7, max_tokens=8),

@@ -22,6 +22,7 @@ from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tracing import (
     AGENTRT,
     GEN_AI,
+    ChatSpans,
     TracingSettings,
     configure_tracing,
     expected_answer_scope,
@@ -72,7 +73,9 @@ async def test_chat_span_has_the_genai_attributes_and_agentrt_figures(
 ) -> None:
     server = FakeVLLM(chunks=answers_chunks(["7", "7", "7", "5", "4"]))
     async with pool_of(FakeCluster(a=server), "a") as pool:
-        result = await TTSExecutor(pool).run(MESSAGES, slice_s=30, config=majority(5))
+        result = await TTSExecutor(pool, observer=ChatSpans()).run(
+            MESSAGES, slice_s=30, config=majority(5)
+        )
     chat = one(spans, "chat")
     attrs = dict(chat.attributes or {})
     assert chat.name == f"chat {MODEL}" and chat.kind is SpanKind.CLIENT
@@ -120,7 +123,9 @@ async def test_a_call_cut_by_its_slice_says_deadline_exceeded(
     chunks = answers_chunks(["9", "9", "1", "2"], finish_order=[0, 1, 2, 3])
     server = FakeVLLM(chunks=chunks, stall_after_chunks=6)
     async with pool_of(FakeCluster(a=server), "a") as pool:
-        result = await TTSExecutor(pool).run(MESSAGES, slice_s=0.3, config=majority(4))
+        result = await TTSExecutor(pool, observer=ChatSpans()).run(
+            MESSAGES, slice_s=0.3, config=majority(4)
+        )
     assert result.degraded
     chat = one(spans, "chat")
     attrs = dict(chat.attributes or {})
@@ -143,7 +148,9 @@ async def test_workflow_node_tool_and_chat_spans_nest(spans: InMemorySpanExporte
     async with pool_of(FakeCluster(a=server), "a") as pool:
         with workflow_span("math", deadline=deadline, task_seed=3) as run:
             with node_span("solve", step=1), expected_answer_scope("7"):
-                await TTSExecutor(pool).run(MESSAGES, slice_s=5, config=majority(2))
+                await TTSExecutor(pool, observer=ChatSpans()).run(
+                    MESSAGES, slice_s=5, config=majority(2)
+                )
             with node_span("check", step=2), tool_span("calculator", call_id="c1") as tool:
                 tool.set_result({"value": 7})
             run.set_outcome(correct=True, degraded=False)
@@ -181,7 +188,7 @@ async def test_content_is_recorded_only_when_asked(
     async with EndpointPool([spec], transport=cluster.transport, health_interval_s=0) as pool:
         with tool_span("lookup", arguments={"q": "x"}) as tool:
             tool.set_result("found")
-        await TTSExecutor(pool).run(MESSAGES, slice_s=5, config=majority(2))
+        await TTSExecutor(pool, observer=ChatSpans()).run(MESSAGES, slice_s=5, config=majority(2))
     attrs = dict(one(spans, "chat").attributes or {})
     messages = json.loads(str(attrs[GEN_AI.INPUT_MESSAGES]))
     assert messages == [
@@ -222,7 +229,9 @@ async def test_an_executor_cancelled_mid_call_ends_its_span_cancelled(
 ) -> None:
     server = FakeVLLM(chunks=answers_chunks(["9", "1"]), stall_after_chunks=1)
     async with pool_of(FakeCluster(a=server), "a") as pool:
-        task = asyncio.create_task(TTSExecutor(pool).run(MESSAGES, slice_s=30, config=majority(2)))
+        task = asyncio.create_task(
+            TTSExecutor(pool, observer=ChatSpans()).run(MESSAGES, slice_s=30, config=majority(2))
+        )
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -239,7 +248,9 @@ async def test_a_fake_clock_places_branches_on_its_own_time_axis(
     cluster = FakeCluster(a=server)
     specs = [EndpointSpec(url=cluster.url("a"))]
     async with EndpointPool(specs, transport=cluster.transport, clock=clock) as pool:
-        await TTSExecutor(pool, clock=clock).run(MESSAGES, slice_s=5, config=majority(2))
+        await TTSExecutor(pool, clock=clock, observer=ChatSpans()).run(
+            MESSAGES, slice_s=5, config=majority(2)
+        )
     chat = one(spans, "chat")
     assert chat.start_time is not None and chat.end_time is not None
     for branch in by_name(spans, "branch"):
@@ -255,7 +266,9 @@ async def test_jsonl_exporter_writes_one_file_per_run(tmp_path: Path) -> None:
             files = []
             for _ in range(2):
                 with workflow_span("math") as run, node_span("solve"):
-                    await TTSExecutor(pool).run(MESSAGES, slice_s=5, config=majority(2))
+                    await TTSExecutor(pool, observer=ChatSpans()).run(
+                        MESSAGES, slice_s=5, config=majority(2)
+                    )
                 files.append(run.trace_file)
     finally:
         shutdown_tracing()
@@ -318,7 +331,7 @@ async def test_a_driver_opens_node_spans_that_calls_in_the_task_join(
 
     server = FakeVLLM(chunks=answers_chunks(["7", "7"]))
     async with pool_of(FakeCluster(a=server), "a") as pool:
-        executor = TTSExecutor(pool)
+        executor = TTSExecutor(pool, observer=ChatSpans())
 
         async def solve(state: State) -> State:
             visit = get_config()["metadata"]["langgraph_checkpoint_ns"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentrt.core._clock import MonotonicClock
+from agentrt.core._clock import FakeClock, MonotonicClock
 from agentrt.core._errors import BudgetRefused
 from agentrt.core._lag import loop_lag
 from agentrt.pool import EndpointPool, EndpointSpec
@@ -54,8 +54,14 @@ async def test_the_slice_end_cuts_and_decides_from_what_finished() -> None:
     # Two branches finish, then the server stalls past the slice.
     chunks = answers_chunks(["9", "9", "1", "2"], finish_order=[0, 1, 2, 3])
     server = FakeVLLM(chunks=chunks, stall_after_chunks=6)
-    async with pool_of(FakeCluster(a=server), "a") as pool:
-        result = await TTSExecutor(pool).run(MESSAGES, slice_s=0.3, config=majority(4))
+    clock = FakeClock(autojump=True)  # the stall jumps straight to the slice's end
+    cluster = FakeCluster(a=server)
+    specs = [EndpointSpec(url=cluster.url("a"))]
+    async with EndpointPool(
+        specs, transport=cluster.transport, health_interval_s=0, clock=clock
+    ) as pool:
+        result = await TTSExecutor(pool, clock=clock).run(MESSAGES, slice_s=0.3, config=majority(4))
+    assert result.latency_s <= 0.3
     assert result.answer is not None and result.answer.key == "9"
     assert result.branches.finished == 2 and result.branches.cancelled == 2
     assert result.degraded and "slice ended" in (result.degraded_reason or "")

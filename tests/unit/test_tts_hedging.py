@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentrt.core._clock import FakeClock
 from agentrt.core._errors import ConfigurationError, ProtocolError
 from agentrt.pool import EndpointPool, EndpointSpec
-from agentrt.tracing import AGENTRT, use_tracer_provider
+from agentrt.tracing import AGENTRT, ChatSpans, use_tracer_provider
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._answers import LastNumber
 from agentrt.tts._config import TTSConfig
@@ -33,33 +33,6 @@ MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]
 FAST = LatencyModel("plain", TTFTModel(base_s=0.05), Curve.of([(1, 0.001), (32, 0.001)]))
 MODELS = CallModels(latency={"plain": FAST})
 KEEPALIVE = b": keepalive\n\n"
-
-
-class SteppedClock:
-    """A fake clock whose sleepers wake only when the test advances it past their time."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + seconds, future))
-        await future
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-        for due, future in list(self._sleepers):
-            if due <= self._now + 1e-12:
-                self._sleepers.remove((due, future))
-                if not future.done():
-                    future.set_result(None)
 
 
 def majority(n: int) -> TTSConfig:
@@ -214,11 +187,11 @@ def test_branch_counts_check_hedge_figures() -> None:
 
 
 async def test_the_hedge_fires_at_p95_for_an_endpoint_stalled_before_its_headers() -> None:
-    clock = SteppedClock()
-    stalled = FakeVLLM(header_delay_s=3600, clock=clock)  # type: ignore[arg-type]
-    healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]), clock=clock)  # type: ignore[arg-type]
+    clock = FakeClock()
+    stalled = FakeVLLM(header_delay_s=3600, clock=clock)
+    healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]), clock=clock)
     async with pool_of(FakeCluster(a=stalled, b=healthy), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)  # type: ignore[arg-type]
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         start = clock.now()
         call = asyncio.create_task(executor.run(MESSAGES, slice_s=30, config=majority(2)))
         await spin(lambda: len(stalled.requests) == 1)
@@ -239,11 +212,11 @@ async def test_the_hedge_fires_at_p95_for_an_endpoint_stalled_before_its_headers
 
 
 async def test_the_straggler_loses_and_its_request_is_cancelled() -> None:
-    clock = FakeClock()
-    straggler = FakeVLLM(chunks=slow(answers_chunks(["7"])))
+    clock = FakeClock(autojump=True)
+    straggler = FakeVLLM(chunks=answers_chunks(["7"]), stall_after_chunks=1)  # stops sending
     healthy = FakeVLLM(chunks=answers_chunks(["7"]))
     async with pool_of(FakeCluster(a=straggler, b=healthy), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         config = TTSConfig("single", 1, max_tokens=64)
         result = await executor.run(MESSAGES, slice_s=30, config=config)
     assert result.hedged and result.hedge_won
@@ -253,13 +226,13 @@ async def test_the_straggler_loses_and_its_request_is_cancelled() -> None:
 
 
 async def test_branches_finished_on_either_request_count_toward_n() -> None:
-    clock = SteppedClock()
+    clock = FakeClock()
     # The primary finishes branch 0 ("7") and stalls; the hedge asks only for the two
     # missing branches and supplies them ("5", then "7").
     primary = FakeVLLM(chunks=answers_chunks(["7", "1", "1"]), stall_after_chunks=4)
     hedge = FakeVLLM(chunks=answers_chunks(["5", "7"]))
     async with pool_of(FakeCluster(a=primary, b=hedge), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)  # type: ignore[arg-type]
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         call = asyncio.create_task(executor.run(MESSAGES, slice_s=30, config=majority(3)))
         await spin(lambda: primary.chunks_sent == 4)
         for _ in range(50):  # the client reads branch 0's finish; the server stalls
@@ -276,7 +249,7 @@ async def test_no_hedge_with_one_endpoint() -> None:
     clock = FakeClock()
     straggler = FakeVLLM(chunks=slow(answers_chunks(["7", "7"])))
     async with pool_of(FakeCluster(a=straggler), "a", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         before = clock.now()
         result = await executor.run(MESSAGES, slice_s=30, config=majority(2))
     assert not result.hedged and len(straggler.requests) == 1
@@ -289,19 +262,19 @@ async def test_hedging_can_be_turned_off() -> None:
     straggler = FakeVLLM(chunks=slow(answers_chunks(["7", "7"])))
     healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]))
     async with pool_of(FakeCluster(a=straggler, b=healthy), "a", "b", clock=clock) as pool:
-        result = await TTSExecutor(pool, models=MODELS, clock=clock, hedge=None).run(
-            MESSAGES, slice_s=30, config=majority(2)
-        )
+        result = await TTSExecutor(
+            pool, models=MODELS, clock=clock, hedge=None, observer=ChatSpans()
+        ).run(MESSAGES, slice_s=30, config=majority(2))
     assert not result.hedged and result.hedge_after_s is None and healthy.requests == []
 
 
 async def test_the_bucket_limits_hedges_over_many_calls() -> None:
-    clock = FakeClock()
-    straggler = FakeVLLM(chunks=slow(answers_chunks(["7"])))
+    clock = FakeClock(autojump=True)
+    straggler = FakeVLLM(chunks=answers_chunks(["7"]), stall_after_chunks=1)  # stops sending
     healthy = FakeVLLM(chunks=answers_chunks(["7"]))
     policy = HedgePolicy(budget_ratio=0.125, burst=1.0)
     async with pool_of(FakeCluster(a=straggler, b=healthy), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock, hedge=policy)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, hedge=policy, observer=ChatSpans())
         config = TTSConfig("single", 1, max_tokens=64)
         hedged = [
             (await executor.run(MESSAGES, slice_s=30, config=config)).hedged for _ in range(40)
@@ -316,7 +289,7 @@ async def test_no_hedge_that_could_not_finish_inside_the_slice() -> None:
     straggler = FakeVLLM(chunks=slow(answers_chunks(["7"])))
     healthy = FakeVLLM(chunks=answers_chunks(["7"]))
     async with pool_of(FakeCluster(a=straggler, b=healthy), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         config = TTSConfig("single", 1, max_tokens=64)
         # p95 and the mean are both ~0.114 s: a hedge at 0.114 s would end past 0.2 s.
         result = await executor.run(MESSAGES, slice_s=0.2, config=config)
@@ -324,12 +297,12 @@ async def test_no_hedge_that_could_not_finish_inside_the_slice() -> None:
 
 
 async def test_a_hedged_call_still_ends_at_its_slice() -> None:
-    clock = FakeClock()
+    clock = FakeClock(autojump=True)
     stalled = FakeVLLM(header_delay_s=3600)
     partial = [sse(token_chunk(0, "The answer is 4")), sse(token_chunk(0, "2", "stop"))]
     stalling = FakeVLLM(chunks=partial, stall_after_chunks=1)
     async with pool_of(FakeCluster(a=stalled, b=stalling), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         config = TTSConfig("single", 1, max_tokens=64)
         result = await executor.run(
             MESSAGES, slice_s=0.3, config=config, answer_spec=LastNumber(from_partial=True)
@@ -348,7 +321,7 @@ async def test_a_malformed_chunk_mid_stream_is_reissued_elsewhere() -> None:
     malformed = FakeVLLM(chunks=[*chunks[:4], b"data: {\n\n"])  # branch 0 done, then junk
     healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]))
     async with pool_of(FakeCluster(a=malformed, b=healthy), "a", "b") as pool:
-        result = await TTSExecutor(pool, models=MODELS, hedge=None).run(
+        result = await TTSExecutor(pool, models=MODELS, hedge=None, observer=ChatSpans()).run(
             MESSAGES, slice_s=30, config=majority(3)
         )
         assert pool.endpoints[0].ejected_until == math.inf  # ejected until /health answers
@@ -361,7 +334,7 @@ async def test_a_malformed_chunk_on_the_only_endpoint_keeps_what_finished() -> N
     chunks = answers_chunks(["7", "7"], finish_order=[0, 1])
     malformed = FakeVLLM(chunks=[*chunks[:3], b"data: {\n\n"])
     async with pool_of(FakeCluster(a=malformed), "a") as pool:
-        result = await TTSExecutor(pool, models=MODELS).run(
+        result = await TTSExecutor(pool, models=MODELS, observer=ChatSpans()).run(
             MESSAGES, slice_s=30, config=majority(2)
         )
     assert result.branches.finished == 1 and result.branches.cancelled == 1
@@ -373,11 +346,13 @@ async def test_a_server_that_is_not_openai_fails_the_call_when_no_other_works() 
     html = FakeVLLM(content_type="text/html")
     async with pool_of(FakeCluster(a=html), "a") as pool:
         with pytest.raises(ProtocolError, match=r"http://a\.test:8000.*text/event-stream"):
-            await TTSExecutor(pool, models=MODELS).run(MESSAGES, slice_s=30, config=majority(2))
+            await TTSExecutor(pool, models=MODELS, observer=ChatSpans()).run(
+                MESSAGES, slice_s=30, config=majority(2)
+            )
     html = FakeVLLM(content_type="text/html")
     healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]))
     async with pool_of(FakeCluster(a=html, b=healthy), "a", "b") as pool:
-        result = await TTSExecutor(pool, models=MODELS).run(
+        result = await TTSExecutor(pool, models=MODELS, observer=ChatSpans()).run(
             MESSAGES, slice_s=30, config=majority(2)
         )
     assert result.answer is not None and result.answer.key == "7"
@@ -399,11 +374,11 @@ def spans() -> Iterator[InMemorySpanExporter]:
 async def test_the_chat_span_says_the_call_was_hedged_and_who_won(
     spans: InMemorySpanExporter,
 ) -> None:
-    clock = FakeClock()
-    straggler = FakeVLLM(chunks=slow(answers_chunks(["7"])))
+    clock = FakeClock(autojump=True)
+    straggler = FakeVLLM(chunks=answers_chunks(["7"]), stall_after_chunks=1)  # stops sending
     healthy = FakeVLLM(chunks=answers_chunks(["7"]))
     async with pool_of(FakeCluster(a=straggler, b=healthy), "a", "b", clock=clock) as pool:
-        executor = TTSExecutor(pool, models=MODELS, clock=clock)
+        executor = TTSExecutor(pool, models=MODELS, clock=clock, observer=ChatSpans())
         await executor.run(MESSAGES, slice_s=30, config=TTSConfig("single", 1, max_tokens=64))
     finished = spans.get_finished_spans()
     chat = next(s for s in finished if s.name.startswith("chat"))
@@ -431,7 +406,7 @@ def test_executors_on_one_pool_share_one_hedge_budget() -> None:
     policy = HedgePolicy()
     assert shared_bucket(one, policy) is shared_bucket(one, policy)
     assert shared_bucket(one, policy) is not shared_bucket(other, policy)
-    first, second = TTSExecutor(one), TTSExecutor(one)  # type: ignore[arg-type]
+    first, second = TTSExecutor(one, observer=ChatSpans()), TTSExecutor(one, observer=ChatSpans())  # type: ignore[arg-type]
     assert first.hedge_bucket is second.hedge_bucket
     assert first.hedge_bucket is not None
     first.hedge_bucket.tokens = 0.0

@@ -19,8 +19,9 @@ import math
 from collections.abc import Sequence
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP
 from agentrt.pool._protocol import Message
-from agentrt.tts._config import PLAIN_GROUP, SPEC_GROUP, StrategyName
+from agentrt.tts._config import StrategyName
 
 __all__ = [
     "CONFIG_FEATURE_NAMES",

@@ -19,6 +19,7 @@ from pathlib import Path
 from agentrt.core._deadline import Deadline
 from agentrt.pool import EndpointPool, LocalPool
 from agentrt.tracing import (
+    ChatSpans,
     TracingSettings,
     configure_tracing,
     expected_answer_scope,
@@ -38,7 +39,9 @@ async def one_run(pool: EndpointPool, seed: int, group: str) -> None:
     rng = random.Random(seed)
     models = CallModels(latency={group: LatencyModel.prior(group)})
     space = SearchSpace(groups=(group,), n_choices=(1, 2, 4, 8), max_tokens_choices=(64,))
-    executor = TTSExecutor(pool, models=models, space=space, sla_quantile=0.9, run_seed=seed)
+    executor = TTSExecutor(
+        pool, models=models, space=space, sla_quantile=0.9, run_seed=seed, observer=ChatSpans()
+    )
     a, b = rng.randint(1, 9), rng.randint(1, 9)
     question = [{"role": "user", "content": f"What is {a} plus {b}?"}]
     deadline = Deadline.after(20)
