@@ -129,6 +129,13 @@ class AGENTRT:
     HEDGE_BRANCHES = "agentrt.hedge.branches"
     HEDGE_AFTER_S = "agentrt.hedge.after_s"
 
+    # the online latency correction the plan used (agentrt.tts.OnlineLatency)
+    ONLINE_TTFT_FACTOR = "agentrt.online.ttft_factor"
+    ONLINE_PER_TOKEN_FACTOR = "agentrt.online.per_token_factor"
+    ONLINE_UNCERTAINTY = "agentrt.online.uncertainty"
+    ONLINE_OBSERVATIONS = "agentrt.online.observations"
+    ONLINE_DRIFTS = "agentrt.online.drifts"
+
     # the endpoint a request went to
     ENDPOINT_URL = "agentrt.endpoint.url"
     ENDPOINT_GROUP = "agentrt.endpoint.group"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -204,6 +204,21 @@ class LatencyModel:
         """The cheapest config's latency quantile: one greedy branch, ``max_tokens`` cap."""
         cheapest = TTSConfig("single", 1, group=self.group, max_tokens=max_tokens)
         return self.predict_quantile(cheapest, prompt_tokens, length_model, q, load)
+
+    def scaled(self, ttft_factor: float, per_token_factor: float) -> LatencyModel:
+        """This model with TTFT and per-token time multiplied (an online correction)."""
+        for name, value in (("ttft_factor", ttft_factor), ("per_token_factor", per_token_factor)):
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"LatencyModel.scaled: {name} must be > 0, got {value}")
+        if ttft_factor == 1.0 and per_token_factor == 1.0:
+            return self
+        ttft = TTFTModel(
+            base_s=self.ttft.base_s * ttft_factor,
+            per_prompt_token_s=self.ttft.per_prompt_token_s * ttft_factor,
+            per_load_s=self.ttft.per_load_s * ttft_factor,
+        )
+        curve = Curve(tuple((x, y * per_token_factor) for x, y in self.decode_s_per_token.points))
+        return replace(self, ttft=ttft, decode_s_per_token=curve)
 
     def speedup_over(self, plain: LatencyModel, concurrency: float) -> float:
         """How much faster per token this group is than ``plain`` at a concurrency."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from types import MappingProxyType
 from typing import Literal
 
@@ -44,6 +45,7 @@ __all__ = [
 DEFAULT_N_CHOICES = (1, 2, 4, 8, 16)
 Objective = Literal["deadline", "penalty", "greedy"]
 _SCORED: frozenset[StrategyName] = frozenset({"weighted", "best_of_n"})
+_STANDARD_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,12 @@ class PlanInputs:
     branches to the concurrency this call decodes at."""
     scorer_latency_s: float = 0.0
     space: SearchSpace = field(default_factory=SearchSpace)
+    latency_sd: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Per group, the log-space sds of the latency model's (TTFT, per-token)
+    factors (:meth:`agentrt.tts.OnlineLatency.spreads`): the SLA quantile is
+    planned with both scaled by ``exp(z_q * sd)``, wider while the model is unsure."""
 
     def __post_init__(self) -> None:
         if math.isnan(self.slice_s) or self.slice_s < 0:
@@ -145,6 +153,9 @@ class PlanInputs:
             raise ConfigurationError(
                 f"PlanInputs.scorer_latency_s must be >= 0, got {self.scorer_latency_s}"
             )
+        for name, sds in self.latency_sd.items():
+            if not all(math.isfinite(sd) and sd >= 0 for sd in sds):
+                raise ConfigurationError(f"PlanInputs.latency_sd[{name!r}] must be >= 0, got {sds}")
         for name, model in self.latency_models.items():
             if model.group != name:
                 raise ConfigurationError(
@@ -211,7 +222,7 @@ def predict(config: TTSConfig, inputs: PlanInputs) -> Prediction:
     length = inputs.length_model
     return Prediction(
         config=config,
-        latency_quantile_s=model.predict_quantile(
+        latency_quantile_s=_widened(model, inputs).predict_quantile(
             config, inputs.prompt_tokens, length, inputs.sla_quantile, load
         )
         + extra_s,
@@ -220,6 +231,15 @@ def predict(config: TTSConfig, inputs: PlanInputs) -> Prediction:
         accuracy=inputs.accuracy_model.predict(config, length),
         sla_quantile=inputs.sla_quantile,
     )
+
+
+def _widened(model: LatencyModel, inputs: PlanInputs) -> LatencyModel:
+    """The model for the SLA quantile: scaled by ``exp(z_q * sd)`` per factor (never narrowed)."""
+    sds = inputs.latency_sd.get(model.group)
+    if sds is None:
+        return model
+    z = max(0.0, _STANDARD_NORMAL.inv_cdf(inputs.sla_quantile))
+    return model.scaled(math.exp(z * sds[0]), math.exp(z * sds[1]))
 
 
 def _tie_break(p: Prediction) -> tuple[float, float, TTSConfig]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from agentrt.core._errors import ConfigurationError
 from agentrt.tts._answers import Answer
 from agentrt.tts._config import TTSConfig
+from agentrt.tts._online import OnlineState
 from agentrt.tts._planner import Plan
 from agentrt.tts._voting import Decision
 
@@ -78,6 +79,9 @@ class Result:
     degraded: bool = False
     degraded_reason: str | None = None
     hedge_after_s: float | None = None
+    online: OnlineState | None = None
+    """The online latency correction of the planned group as the plan used it
+    (``None``: the executor learns nothing online)."""
 
     def __post_init__(self) -> None:
         if self.degraded != (self.degraded_reason is not None):

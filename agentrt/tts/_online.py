@@ -1,0 +1,333 @@
+"""Online correction of the calibrated latency models, learned from every stream.
+
+A calibration file may come from another machine (a CPU 4-6x slower, a busier
+GPU). :class:`OnlineLatency` learns, per endpoint group (and per endpoint URL,
+for inspection), two multiplicative corrections of the group's
+:class:`~agentrt.tts.LatencyModel`: one on time to first token, one on the
+per-token decode time, from what each stream actually did at the concurrency
+it ran at.
+
+The math, per quantity: ``x = log(actual / predicted)`` is a noisy reading of a
+log-factor ``m`` that drifts slowly, and a scalar Kalman filter tracks it
+(mean ``m``, variance ``P``). Why this and not a plain EWMA: it has the four
+properties asked of it in closed form.
+
+* **Prior.** ``m = 0`` (trust the calibration) with ``P = R / pseudo_count``: the
+  calibration counts as ``pseudo_count`` observations of noise ``R``.
+* **Forgetting.** Before each reading ``P += forget_sd**2`` (a random walk): old
+  evidence fades, so ``P`` never reaches 0 and the gain never dies out.
+* **Uncertainty.** ``sqrt(P)`` is the log-space standard deviation of the
+  correction; the planner plans the SLA quantile with the factor
+  ``exp(m + z_q * sqrt(P))`` (:meth:`OnlineLatency.spreads`), so little evidence
+  means wider, more conservative plans, shrinking as ``P`` does.
+* **Drift.** A standardized innovation ``|x - m| / sqrt(P + R)`` above
+  ``drift_z`` is a step change (a slow-down or a speed-up), not noise: ``P``
+  is raised to the squared innovation, the gain goes to ~1 and the estimate
+  jumps to the new level in one reading. One outlier costs one call; the next
+  normal reading is a drift back.
+
+The observation noise ``R`` is itself learned (Sage-Husa: an EWMA of the
+squared post-fit residual plus ``P``), floored at ``min_noise_sd**2``.
+
+A stream cut before it finished is a censored reading: the quantity took *at
+least* that long (``x >= c``). When the bound lies above the estimate it is
+replaced by ``E[x | x >= c]`` under the predictive normal (``m + s * phi(a) /
+(1 - Phi(a))``, the inverse Mills ratio), which is above the bound, and
+filtered as a reading; a bound below the estimate says almost nothing and is
+skipped. A call cut before its first token thus pushes TTFT up.
+
+The estimator is pure: it takes numbers (:class:`LatencyObservation`), never a
+clock or a stream; :func:`stream_observations` turns a finished or cut
+:class:`~agentrt.pool.ChatStream` into observations. Updates are synchronous,
+so one instance can be shared by many executors and concurrent calls on one
+event loop (it is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agentrt.core._errors import ConfigurationError
+from agentrt.pool._stream import ChatStream
+from agentrt.tts._latency import LatencyModel
+
+__all__ = [
+    "LatencyObservation",
+    "OnlineLatency",
+    "OnlineState",
+    "Quantity",
+    "stream_observations",
+]
+
+Quantity = Literal["ttft", "per_token"]
+_QUANTITIES: tuple[Quantity, ...] = ("ttft", "per_token")
+_MILLS_ASYMPTOTE = 30.0
+"""Past this many standard deviations the inverse Mills ratio is ``a + 1/a``."""
+
+
+@dataclass(frozen=True)
+class LatencyObservation:
+    """One reading: a quantity took ``actual_s`` where the calibrated model said
+    ``predicted_s`` (``censored``: at least ``actual_s``, the stream was cut)."""
+
+    group: str
+    quantity: Quantity
+    actual_s: float
+    predicted_s: float
+    censored: bool = False
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantity not in _QUANTITIES:
+            raise ConfigurationError(f"LatencyObservation.quantity: unknown {self.quantity!r}")
+        for name in ("actual_s", "predicted_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(
+                    f"LatencyObservation.{name} must be finite and > 0, got {value}"
+                )
+
+    @property
+    def log_ratio(self) -> float:
+        return math.log(self.actual_s / self.predicted_s)
+
+
+@dataclass(frozen=True)
+class OnlineState:
+    """A snapshot of one group's (or endpoint's) corrections.
+
+    Factors multiply the calibrated model (2.0: twice as slow); ``*_sd`` are
+    log-space standard deviations of the factors (0.1: about +-10%).
+    """
+
+    group: str
+    url: str | None
+    ttft_factor: float
+    per_token_factor: float
+    ttft_sd: float
+    per_token_sd: float
+    observations: int
+    drifts: int
+
+    @property
+    def uncertainty(self) -> float:
+        """The larger of the two log-space standard deviations."""
+        return max(self.ttft_sd, self.per_token_sd)
+
+
+@dataclass(frozen=True)
+class _Params:
+    noise_sd: float
+    pseudo_count: float
+    forget_sd: float
+    drift_z: float
+    noise_gain: float
+    min_noise_sd: float
+
+
+@dataclass
+class _Filter:
+    """The Kalman filter of one log-factor (see the module docstring)."""
+
+    mean: float
+    var: float
+    noise: float
+    observations: int = 0
+    drifts: int = 0
+
+    @classmethod
+    def prior(cls, params: _Params) -> _Filter:
+        noise = params.noise_sd**2
+        return cls(mean=0.0, var=noise / params.pseudo_count, noise=noise)
+
+    def update(self, x: float, censored: bool, params: _Params) -> None:
+        var = self.var + params.forget_sd**2
+        spread = math.sqrt(var + self.noise)
+        if censored:
+            if x <= self.mean:
+                return  # a lower bound under the estimate: nothing learned
+            x = self.mean + spread * _inverse_mills((x - self.mean) / spread)
+        innovation = x - self.mean
+        if abs(innovation) > params.drift_z * spread:
+            var = max(var, innovation**2)
+            self.drifts += 1
+        gain = var / (var + self.noise)
+        self.mean += gain * innovation
+        self.var = (1.0 - gain) * var
+        residual = x - self.mean
+        self.noise = max(
+            params.min_noise_sd**2,
+            (1.0 - params.noise_gain) * self.noise + params.noise_gain * (residual**2 + self.var),
+        )
+        self.observations += 1
+
+
+def _inverse_mills(a: float) -> float:
+    """``phi(a) / (1 - Phi(a))``: how far past ``a`` a standard normal lies, given it does."""
+    if a > _MILLS_ASYMPTOTE:
+        return a + 1.0 / a
+    tail = 0.5 * math.erfc(a / math.sqrt(2.0))
+    return math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / tail
+
+
+@dataclass
+class _Entry:
+    filters: dict[Quantity, _Filter] = field(default_factory=dict)
+
+
+class OnlineLatency:
+    """Per-group (and per-endpoint) corrections of the latency models, learned online.
+
+    ``noise_sd``: the prior's noise of one reading's log-factor; ``pseudo_count``:
+    how many readings the calibration is worth; ``forget_sd``: how far the
+    log-factor may wander per reading (forgetting); ``drift_z``: the
+    standardized innovation taken as a step change; ``noise_gain``: the EWMA
+    gain of the learned noise. The defaults give a prior log-sd of 0.15 (the
+    SLA quantile planned ~1.3x wider at p95 until evidence arrives).
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_sd: float = 0.15,
+        pseudo_count: float = 1.0,
+        forget_sd: float = 0.05,
+        drift_z: float = 3.0,
+        noise_gain: float = 0.1,
+        min_noise_sd: float = 0.02,
+    ) -> None:
+        for name, value in (("noise_sd", noise_sd), ("pseudo_count", pseudo_count),
+                            ("drift_z", drift_z), ("min_noise_sd", min_noise_sd)):  # fmt: skip
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(
+                    f"OnlineLatency.{name} must be finite and > 0, got {value}"
+                )
+        if not (math.isfinite(forget_sd) and forget_sd >= 0):
+            raise ConfigurationError(f"OnlineLatency.forget_sd must be >= 0, got {forget_sd}")
+        if not 0.0 < noise_gain <= 1.0:
+            raise ConfigurationError(
+                f"OnlineLatency.noise_gain must be in (0, 1], got {noise_gain}"
+            )
+        self._params = _Params(noise_sd, pseudo_count, forget_sd, drift_z, noise_gain,
+                               min_noise_sd)  # fmt: skip
+        self._entries: dict[tuple[str, str | None], _Entry] = {}
+
+    def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter:
+        entry = self._entries.setdefault((group, url), _Entry())
+        if quantity not in entry.filters:
+            entry.filters[quantity] = _Filter.prior(self._params)
+        return entry.filters[quantity]
+
+    def observe(self, observation: LatencyObservation) -> None:
+        """Learn from one reading: the group's correction, and its endpoint's."""
+        keys: list[str | None] = [None]
+        if observation.url is not None:
+            keys.append(observation.url)
+        for url in keys:
+            self._filter(observation.group, url, observation.quantity).update(
+                observation.log_ratio, observation.censored, self._params
+            )
+
+    def observe_all(self, observations: Iterable[LatencyObservation]) -> None:
+        for observation in observations:
+            self.observe(observation)
+
+    def state(self, group: str, url: str | None = None) -> OnlineState:
+        """The corrections of ``group`` (of one endpoint of it with ``url``)."""
+        ttft = self._filter(group, url, "ttft")
+        per_token = self._filter(group, url, "per_token")
+        return OnlineState(
+            group=group,
+            url=url,
+            ttft_factor=math.exp(ttft.mean),
+            per_token_factor=math.exp(per_token.mean),
+            ttft_sd=math.sqrt(ttft.var),
+            per_token_sd=math.sqrt(per_token.var),
+            observations=ttft.observations + per_token.observations,
+            drifts=ttft.drifts + per_token.drifts,
+        )
+
+    def corrected(self, models: Mapping[str, LatencyModel]) -> dict[str, LatencyModel]:
+        """The models scaled by each group's point estimate (``exp(m)``)."""
+        out = {}
+        for group, model in models.items():
+            state = self.state(group)
+            out[group] = model.scaled(state.ttft_factor, state.per_token_factor)
+        return out
+
+    def spreads(self, groups: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """Per group, the log-space sds of the (TTFT, per-token) factors: the
+        planner widens its SLA quantile by ``exp(z_q * sd)`` (``PlanInputs.latency_sd``)."""
+        out = {}
+        for group in groups:
+            state = self.state(group)
+            out[group] = (state.ttft_sd, state.per_token_sd)
+        return out
+
+
+def stream_observations(
+    stream: ChatStream,
+    model: LatencyModel,
+    *,
+    load: int = 0,
+    prompt_tokens: int | None = None,
+    beam: bool = False,
+    now: float | None = None,
+) -> list[LatencyObservation]:
+    """What one stream says about ``model`` (the calibrated, uncorrected model).
+
+    The request decoded ``request.n`` branches on top of ``load`` sequences.
+    TTFT: the branches' mean time to first token, or, when none came before
+    the stream closed, a censored reading (at least that long). Per-token: the
+    median over branches of the inter-arrival time per token after the first
+    chunk; a branch cut with a single chunk gives a censored reading. A stream
+    that broke (an endpoint error) gives only its uncensored readings: the
+    break says nothing about speed. ``now`` stands for the close time of a
+    stream not closed yet.
+    """
+    group = model.group
+    request = stream.request
+    end = stream.closed_at if stream.closed_at is not None else now
+    clean = stream.error is None
+    prompt = prompt_tokens if prompt_tokens is not None else (stream.prompt_tokens or 0)
+    branches = list(stream.branches.values())
+    out: list[LatencyObservation] = []
+
+    def reading(quantity: Quantity, actual: float, predicted: float, censored: bool) -> None:
+        if actual > 0 and predicted > 0 and math.isfinite(actual):
+            out.append(
+                LatencyObservation(group, quantity, actual, predicted, censored, url=stream.url)
+            )
+
+    ttft_predicted = model.ttft.predict(prompt, load + request.n - 1)
+    firsts = [
+        b.first_token_at - stream.started_at for b in branches if b.first_token_at is not None
+    ]
+    if firsts:
+        reading("ttft", statistics.fmean(firsts), ttft_predicted, censored=False)
+    elif clean and end is not None:
+        reading("ttft", end - stream.started_at, ttft_predicted, censored=True)
+
+    per_token_predicted = model.per_token_s(load + request.n) * (
+        model.beam_slowdown if beam else 1.0
+    )
+    rates = []
+    bounds = []
+    for b in branches:
+        chunks = len(b.token_times)
+        if chunks >= 2 and b.first_token_at is not None:
+            after_first = b.tokens * (chunks - 1) / chunks
+            if after_first > 0:
+                rates.append((b.token_times[-1] - b.first_token_at) / after_first)
+        elif chunks == 1 and not b.finished and clean and end is not None:
+            assert b.first_token_at is not None
+            bounds.append(end - b.first_token_at)
+    if rates:
+        reading("per_token", statistics.median(rates), per_token_predicted, censored=False)
+    elif bounds:
+        reading("per_token", max(bounds), per_token_predicted, censored=True)
+    return out
