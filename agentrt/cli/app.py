@@ -71,6 +71,14 @@ def up(
     ] = 0,
     kv_cache_gib: Annotated[int, typer.Option(min=1, help="KV cache per server (GiB).")] = 2,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for /health.")] = 300.0,
+    auto_calibrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Measure a quick calibration when none exists for the pool's fingerprint "
+            "(default: on, unless AGENTRT_AUTO_CALIBRATE=0).",
+        ),
+    ] = None,
 ) -> None:
     """Start the local vLLM CPU servers on loopback and wait until they answer."""
     pool = LocalPool()
@@ -79,6 +87,9 @@ def up(
     )
     for record in records:
         console.print(f"{record.name:10} {record.url}  pid {record.pid}  log {record.log_path}")
+    from agentrt.cli.calibrate import calibrate_if_needed
+
+    _run(calibrate_if_needed(records, auto=auto_calibrate, console=console))
 
 
 @app.command()
@@ -111,6 +122,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         if row.get("last_error"):
             details += f", last error: {row['last_error']}"
         console.print(details, highlight=False, soft_wrap=True)
+    for row in rows[:1]:
+        if row.get("calibration"):
+            console.print(f"  {row['calibration']}", highlight=False, soft_wrap=True)
     if not endpoints_from_env():
         for server in LocalPool().alive():
             console.print(
@@ -126,7 +140,10 @@ async def _status_rows() -> list[dict[str, object]]:
         return []
     async with EndpointPool(specs, health_interval_s=0) as pool:
         await pool.refresh_load()
-        return pool.snapshot()
+        from agentrt.cli.calibrate import calibration_status
+
+        status = calibration_status(pool)  # the pool's, the same on every row
+        return [{**row, "calibration": status} for row in pool.snapshot()]
 
 
 def _configured_or_local() -> list[EndpointSpec]:
@@ -283,15 +300,15 @@ def calibrate(
         typer.Option(
             "-o",
             "--output",
-            help="Where to write the TOML (default: budgets/calibration/local-pool.toml "
-            "in the project, else under AGENTRT_HOME).",
+            help="Where to write the TOML (default: AGENTRT_CALIBRATION if set, else the "
+            "pool fingerprint's cache file, AGENTRT_HOME/calibration/<hash>.toml).",
         ),
     ] = None,
 ) -> None:
     """Measure TTFT, per-token time by N and speculative acceptance on the live pool."""
     from agentrt.cli.calibrate import run_calibration
 
-    output = output or Settings().calibration_output()
+    output = output or Settings().calibration
     _run(run_calibration(quick=quick, output=output, console=console))
 
 

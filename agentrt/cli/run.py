@@ -17,10 +17,12 @@ from agentrt.core._settings import Settings
 from agentrt.langgraph._inputs import graph_input, task_judge
 from agentrt.langgraph._loading import load_graph
 from agentrt.langgraph._runner import RunEvent, RunResult, run
-from agentrt.pool._config import endpoints_from_env
+from agentrt.pool._endpoint import EndpointSpec
+from agentrt.pool._local import pool_endpoints
+from agentrt.pool._pool import EndpointPool
 from agentrt.tasks import is_correct
 from agentrt.tracing._setup import ensure_tracing
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._calibration_store import resolve_latency
 from agentrt.tts._latency import LatencyModel
 
 __all__ = ["parse_deadline", "run_graph_command"]
@@ -116,25 +118,26 @@ async def run_graph_command(
     graph_in, task = graph_input(loaded, input_json, task_seed)
     settings = Settings()
     chosen_profile = profile or loaded.profile(settings)
-    latency = _latency(calibration, settings)
-    live = _Live(deadline_s=seconds, remaining_s=seconds)
-    if task is not None:
-        console.print(f"task {task.id}: {task.prompt}")
-    console.print(f"running {loaded.path} under a {seconds:g}s deadline"
-                  f"{f' with profile {chosen_profile}' if chosen_profile else ''}...")  # fmt: skip
-    with Live(live.render(), console=console, refresh_per_second=10, transient=False) as view:
+    async with pool_endpoints(announce=console.print) as specs:
+        latency = await _latency(calibration, settings, specs, console)
+        live = _Live(deadline_s=seconds, remaining_s=seconds)
+        if task is not None:
+            console.print(f"task {task.id}: {task.prompt}")
+        with_profile = f" with profile {chosen_profile}" if chosen_profile else ""
+        console.print(f"running {loaded.path} under a {seconds:g}s deadline{with_profile}...")
+        with Live(live.render(), console=console, refresh_per_second=10, transient=False) as view:
 
-        def on_event(event: RunEvent) -> None:
-            live.on_event(event)
+            def on_event(event: RunEvent) -> None:
+                live.on_event(event)
+                view.update(live.render())
+
+            result = await run(
+                loaded.graph, graph_in, deadline=seconds, profile=chosen_profile,
+                latency=latency, endpoints=specs, policy=policy, graph_path=loaded.path,
+                on_event=on_event, task_seed=task_seed, judge=task_judge(task, loaded),
+            )  # fmt: skip
+            live.remaining_s = max(0.0, seconds - result.elapsed_s)
             view.update(live.render())
-
-        result = await run(
-            loaded.graph, graph_in, deadline=seconds, profile=chosen_profile, latency=latency,
-            policy=policy, graph_path=loaded.path, on_event=on_event, task_seed=task_seed,
-            judge=task_judge(task, loaded),
-        )  # fmt: skip
-        live.remaining_s = max(0.0, seconds - result.elapsed_s)
-        view.update(live.render())
     answer_of = loaded.optional("answer_of")
     answer = answer_of(result.state) if answer_of else None
     console.print(_calls_table(result))
@@ -152,11 +155,15 @@ async def run_graph_command(
     return result
 
 
-def _latency(calibration: Path | None, settings: Settings) -> dict[str, LatencyModel] | None:
-    """``--calibration``; else, on the local pool, the calibration the settings find
-    (measured on the local CPU pool); else None (the placeholder models)."""
-    if calibration is not None:
-        return load_latency_models(calibration)
-    if endpoints_from_env() is None and (found := settings.find_calibration()) is not None:
-        return load_latency_models(found)
-    return None
+async def _latency(
+    calibration: Path | None, settings: Settings, specs: list[EndpointSpec], console: Console
+) -> dict[str, LatencyModel] | None:
+    """The pool's latency models as ``resolve_latency`` chooses them (``--calibration``,
+    AGENTRT_CALIBRATION, the fingerprint's cached calibration, a quick one measured
+    now on an uncalibrated local pool, the prior); says which was used."""
+    async with EndpointPool(specs, health_interval_s=0) as pool:
+        choice = await resolve_latency(
+            pool, settings=settings, explicit=calibration, announce=console.print
+        )
+    console.print(f"latency: {choice.describe()}", highlight=False, soft_wrap=True)
+    return None if choice.models is None else dict(choice.models)

@@ -13,6 +13,9 @@ and the one place that resolves where agentrt's files are.
                             parents that has a ``budgets/`` folder)
 ``AGENTRT_CALIBRATION``     the latency calibration file to use (default: see
                             :meth:`Settings.find_calibration`)
+``AGENTRT_AUTO_CALIBRATE``  ``0`` turns off the quick calibration that ``agentrt up``
+                            and the first run on an uncalibrated local pool make
+                            (default on; tests and CI may turn it off)
 ``AGENTRT_DATA_DIR``        the data shipped with agentrt (default: ``agentrt/_data``
                             in an installed wheel, none in a source checkout)
 
@@ -69,6 +72,7 @@ class Settings(BaseSettings):
     models: Path | None = Field(default=None, alias="AGENTRT_MODEL_DIR")
     project_dir: Path | None = None
     calibration: Path | None = None
+    auto_calibrate: bool = True
     data_dir: Path | None = Field(default_factory=packaged_data_dir)
 
     @property
@@ -78,6 +82,11 @@ class Settings(BaseSettings):
     @property
     def pool_dir(self) -> Path:
         return self.home / "pool"
+
+    @property
+    def calibration_dir(self) -> Path:
+        """Where calibrations are cached, one per pool fingerprint (``<hash>.toml``)."""
+        return self.home / "calibration"
 
     def project(self, cwd: Path | None = None) -> Path | None:
         """``AGENTRT_PROJECT_DIR``, else the first of ``cwd`` (default: the working

@@ -10,11 +10,11 @@ Linear interpolation between order statistics: for ``n`` sorted values the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from agentrt.core._errors import ConfigurationError
 
-__all__ = ["quantile"]
+__all__ = ["quantile", "share"]
 
 
 def quantile(values: Iterable[float], q: float, *, default: float | None = None) -> float:
@@ -34,3 +34,8 @@ def quantile(values: Iterable[float], q: float, *, default: float | None = None)
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def share(values: Sequence[bool]) -> float | None:
+    """The fraction of ``values`` that are true; None for no values."""
+    return sum(values) / len(values) if values else None

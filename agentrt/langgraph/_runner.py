@@ -55,8 +55,10 @@ from agentrt.tracing._chat import ChatSpans
 from agentrt.tracing._setup import flush_traces
 from agentrt.tracing._spans import WorkflowSpan, workflow_span
 from agentrt.tts._answers import AnswerSpec
+from agentrt.tts._calibration_store import resolve_latency
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._latency import LatencyModel
+from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import SearchSpace
 
 __all__ = [
@@ -113,6 +115,10 @@ class RunResult:
     sync_nodes: tuple[str, ...] = ()
     """Nodes written as sync functions: they run in worker threads and cannot be
     cancelled at the deadline (a cut one may still be running after return)."""
+    calibration: str | None = None
+    """Which latency calibration the run planned with, when the run chose it (the
+    pool's fingerprint cache, one measured now, or the prior); None when the caller
+    passed ``latency=`` or a pool."""
 
     @property
     def uncancelled(self) -> tuple[str, ...]:
@@ -252,6 +258,8 @@ def _executor(
         lambda_latency_s=spec.lambda_latency,
         on_refusal="raise" if spec.on_expiry == "raise" else "degrade",
         run_seed=run_seed,
+        # Learned from every call of the run: a call past its prediction changes the next plan.
+        online=OnlineLatency(),
     )
 
 
@@ -298,6 +306,12 @@ async def run(
     topology = _topology(graph)
     cut: list[asyncio.Task[None]] = []
     async with _pool_for(pool, endpoints) as opened, _settled(cut, owned=pool is None):
+        calibration = None
+        if latency is None and pool is None and not endpoints:
+            # The pool is the configured or the local one: its fingerprint's calibration
+            # (measured now on an uncalibrated local pool), else the prior.
+            choice = await resolve_latency(opened)
+            latency, calibration = choice.models, choice.describe()
         executor = _executor(opened, resolved, latency, run_seed)
         spec = resolved.spec
         hard = Deadline.after(spec.deadline_s, clock=clock, soft_margin_s=spec.reserve_s)
@@ -317,7 +331,10 @@ async def run(
                 _record_outcome(traced, exc.result)
                 raise
             _record_outcome(traced, result, None if judge is None else judge(result.state))
-            return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
+            return replace(
+                result, trace_file=traced.trace_file, trace_id=traced.trace_id,
+                calibration=calibration,
+            )  # fmt: skip
 
 
 def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | None = None) -> None:

@@ -1,5 +1,5 @@
 """The pool of OpenAI-compatible (vLLM) endpoints: streaming, routing, health, retries,
-and the embedded local CPU pool."""
+the embedded local CPU pool, and the pool's fingerprint (what a calibration is valid for)."""
 
 from agentrt.pool._client import EndpointClient
 from agentrt.pool._config import endpoints_from_env, endpoints_from_toml, parse_endpoint_list
@@ -11,6 +11,14 @@ from agentrt.pool._endpoint import (
     greedy_only_groups,
 )
 from agentrt.pool._events import OnEndpoint, RequestSent
+from agentrt.pool._fingerprint import (
+    HostFacts,
+    PoolFingerprint,
+    ServerFingerprint,
+    fingerprint_pool,
+    host_facts,
+    pool_fingerprint,
+)
 from agentrt.pool._hardware import DtypeChoice, choose_dtype, cpu_flags, cpu_model
 from agentrt.pool._local import LocalPool, ServerRecord, pool_endpoints
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
@@ -32,10 +40,13 @@ __all__ = [
     "EndpointPool",
     "EndpointSpec",
     "EndpointState",
+    "HostFacts",
     "LocalPool",
     "OnEndpoint",
+    "PoolFingerprint",
     "RequestSent",
     "RetrySettings",
+    "ServerFingerprint",
     "ServerRecord",
     "StreamEvent",
     "TokenDelta",
@@ -45,8 +56,11 @@ __all__ = [
     "cpu_model",
     "endpoints_from_env",
     "endpoints_from_toml",
+    "fingerprint_pool",
     "greedy_only_groups",
+    "host_facts",
     "parse_endpoint_list",
     "pool_endpoints",
+    "pool_fingerprint",
     "prepare_model",
 ]

@@ -91,6 +91,9 @@ class ServerRecord:
     dtype: str | None = None
     """The weights' dtype the server runs (chosen from the CPU's flags)."""
     dtype_reason: str | None = None
+    launch_args: list[str] = field(default_factory=list)
+    """The server's arguments after ``-m vllm.entrypoints.openai.api_server``."""
+    kv_cache_gib: float | None = None
 
     @property
     def url(self) -> str:
@@ -299,6 +302,8 @@ class LocalPool:
             extra_args=extra_args,
             dtype=dtype.dtype,
             dtype_reason=dtype.reason,
+            launch_args=args[3:],
+            kv_cache_gib=kv_cache_gib,
         )
 
     async def _wait_healthy(self, record: ServerRecord, timeout_s: float) -> None:

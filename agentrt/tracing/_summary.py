@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agentrt.core._stats import quantile
+from agentrt.core._stats import quantile, share
 from agentrt.tracing._attributes import AGENTRT, GEN_AI
 from agentrt.tracing._records import RunTrace, SpanRecord
 
@@ -47,10 +47,6 @@ class RunTotals:
     duration_p50_s: float | None
 
 
-def _share(values: Sequence[bool]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def summarise(runs: Sequence[RunTrace]) -> tuple[list[SiteSummary], RunTotals]:
     """Per node and call site, and for the runs as a whole."""
     sites: dict[tuple[str, str | None], list[SpanRecord]] = defaultdict(list)
@@ -77,7 +73,7 @@ def summarise(runs: Sequence[RunTrace]) -> tuple[list[SiteSummary], RunTotals]:
                 slice_p50_s=statistics.median(slices) if slices else None,
                 used_p50_s=quantile(used, 0.5),
                 used_p90_s=quantile(used, 0.9),
-                within_slice=_share(inside),
+                within_slice=share(inside),
                 predicted_p50_s=statistics.median(predicted) if predicted else None,
                 degraded=sum(1 for c in calls if c.get(AGENTRT.DEGRADED)),
                 cancelled_branches=sum(
@@ -92,17 +88,17 @@ def summarise(runs: Sequence[RunTrace]) -> tuple[list[SiteSummary], RunTotals]:
                 input_tokens_mean=statistics.fmean(
                     c.number(GEN_AI.USAGE_INPUT_TOKENS) or 0.0 for c in calls
                 ),
-                correct=_share(labels),
+                correct=share(labels),
             )
         )
     roots = [r.workflow for r in runs if r.workflow is not None]
     totals = RunTotals(
         runs=len(runs),
-        deadline_met=_share(
+        deadline_met=share(
             [v for w in roots if isinstance(v := w.get(AGENTRT.RUN_DEADLINE_MET), bool)]
         ),
-        degraded=_share([v for w in roots if isinstance(v := w.get(AGENTRT.RUN_DEGRADED), bool)]),
-        correct=_share([v for w in roots if isinstance(v := w.get(AGENTRT.RUN_CORRECT), bool)]),
+        degraded=share([v for w in roots if isinstance(v := w.get(AGENTRT.RUN_DEGRADED), bool)]),
+        correct=share([v for w in roots if isinstance(v := w.get(AGENTRT.RUN_CORRECT), bool)]),
         duration_p50_s=statistics.median(w.duration_s for w in roots) if roots else None,
     )
     return rows, totals

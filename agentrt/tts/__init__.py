@@ -27,6 +27,7 @@ from agentrt.tts._answers import (
 )
 from agentrt.tts._branch import BranchSource, BranchView
 from agentrt.tts._calibrate import CalibrationPlan, calibrate, load_latency_models
+from agentrt.tts._calibration_store import CalibrationChoice, resolve_latency
 from agentrt.tts._config import StrategyName, TTSConfig
 from agentrt.tts._curve import Curve
 from agentrt.tts._executor import CallModels, QueryAccuracy, TTSExecutor
@@ -36,6 +37,12 @@ from agentrt.tts._latency import LatencyModel, SpeculativeModel, TTFTModel
 from agentrt.tts._length import LengthModel
 from agentrt.tts._math_answers import MathEquivalent
 from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
+from agentrt.tts._online import (
+    LatencyObservation,
+    OnlineLatency,
+    OnlineState,
+    stream_observations,
+)
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
@@ -80,6 +87,7 @@ __all__ = [
     "BranchCounts",
     "BranchSource",
     "BranchView",
+    "CalibrationChoice",
     "CalibrationPlan",
     "CallModels",
     "CallObserver",
@@ -92,6 +100,7 @@ __all__ = [
     "JsonField",
     "LastNumber",
     "LatencyModel",
+    "LatencyObservation",
     "LengthModel",
     "Majority",
     "MathEquivalent",
@@ -99,6 +108,8 @@ __all__ = [
     "MeasuredAccuracy",
     "NoObserver",
     "NormalisedString",
+    "OnlineLatency",
+    "OnlineState",
     "Plan",
     "PlanInputs",
     "Prediction",
@@ -129,7 +140,9 @@ __all__ = [
     "plan_with_penalty",
     "plurality_accuracy",
     "predict",
+    "resolve_latency",
     "strategy_for",
+    "stream_observations",
     "weighted_can_stop",
     "weighted_vote",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,14 @@ class CalibrationPlan:
     @classmethod
     def quick(cls) -> CalibrationPlan:
         return cls(tokens=48, repeats=1)
+
+    @classmethod
+    def auto(cls) -> CalibrationPlan:
+        """What ``agentrt up`` and the first run on an uncalibrated local pool
+        measure: N in 1, 4, 16 (the ends and the middle of the decode curve), 24
+        tokens, one repeat, plus the long-prompt TTFT point; about a minute per
+        group on 2 cores at most (docs/deployment.md has the measured time)."""
+        return cls(ns=(1, 4, 16), tokens=24, repeats=1)
 
     def __post_init__(self) -> None:
         if not self.ns or any(n < 1 for n in self.ns):
@@ -256,17 +264,25 @@ def calibration_document(
     plan: CalibrationPlan,
     model_name: str,
     machine: str,
+    fingerprint: Mapping[str, object] | None = None,
+    wall_s: float | None = None,
 ) -> dict[str, object]:
-    """The TOML document ``agentrt calibrate`` writes: models plus the raw points."""
+    """The TOML document ``agentrt calibrate`` writes: models plus the raw points,
+    and the fingerprint of the pool they were measured on (``[fingerprint]``)."""
+    header: dict[str, object] = {
+        "model": model_name,
+        "machine": machine,
+        "ns": list(plan.ns),
+        "tokens": plan.tokens,
+        "repeats": plan.repeats,
+        "seed": plan.seed,
+    }
+    if wall_s is not None:
+        header["wall_s"] = round(wall_s, 2)
+    extra: dict[str, object] = {} if fingerprint is None else {"fingerprint": dict(fingerprint)}
     return {
-        "calibration": {
-            "model": model_name,
-            "machine": machine,
-            "ns": list(plan.ns),
-            "tokens": plan.tokens,
-            "repeats": plan.repeats,
-            "seed": plan.seed,
-        },
+        "calibration": header,
+        **extra,
         "latency": {group: model.to_dict() for group, model in models.items()},
         "measurements": [
             {

@@ -40,6 +40,7 @@ from agentrt.tts._hedging import HedgePolicy, hedge_at, hedge_delay_s, shared_bu
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
 from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
+from agentrt.tts._online import OnlineLatency, stream_observations
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
@@ -206,6 +207,10 @@ class TTSExecutor:
     ``hedge`` (on by default) sends a call still running past its predicted
     p95 a duplicate on another endpoint of the group, within a token bucket
     (:mod:`agentrt.tts._hedging`); ``None`` or ``False`` turns hedging off.
+    ``online``, when given, corrects ``models.latency`` with what every stream
+    of every call (hedges and re-issues included) actually took, and widens
+    the SLA quantile by the correction's uncertainty (:mod:`agentrt.tts._online`);
+    one estimator may be shared by many executors.
     """
 
     def __init__(
@@ -224,6 +229,7 @@ class TTSExecutor:
         clock: Clock | None = None,
         hedge: HedgePolicy | bool | None = True,
         observer: CallObserver | None = None,
+        online: OnlineLatency | None = None,
     ) -> None:
         if objective not in ("deadline", "penalty"):
             raise ConfigurationError(
@@ -251,6 +257,7 @@ class TTSExecutor:
         self.hedge = HedgePolicy.coerce(hedge)
         self.hedge_bucket = None if self.hedge is None else shared_bucket(backend, self.hedge)
         self.observer: CallObserver = observer or NoObserver()
+        self.online = online
 
     # -- planning -----------------------------------------------------------------
 
@@ -279,11 +286,17 @@ class TTSExecutor:
         length: LengthModel | None = None,
         siblings: int = 0,
     ) -> PlanInputs:
+        latency = self.models.latency
+        spreads: dict[str, tuple[float, float]] = {}
+        if self.online is not None:
+            latency = self.online.corrected(latency)
+            spreads = self.online.spreads(latency)
         return PlanInputs(
             siblings=siblings,
             slice_s=slice_s,
             prompt_tokens=estimate_prompt_tokens(messages),
-            latency_models=self.models.latency,
+            latency_models=latency,
+            latency_sd=spreads,
             length_model=length or self.models.length,
             accuracy_model=self.models.accuracy_for(messages),
             sla_quantile=self.sla_quantile,
@@ -405,13 +418,37 @@ class TTSExecutor:
                 delay_s=hedge_delay_s(plan.config, inputs, self.hedge),
                 expected_s=plan.prediction.latency_mean_s,
             )
+        online = None if self.online is None else self.online.state(plan.config.group)
         started = self._clock.now()
-        attempt = await self._stream_branches(
-            messages, plan.config, strategy, call_deadline, tuple(stop), hedge, recorder
-        )
-        return await self._result(
+        attempt = _Attempt(wanted=plan.config.n, recorder=recorder)
+        try:
+            await self._stream_branches(
+                messages, plan.config, strategy, call_deadline, tuple(stop), hedge, attempt
+            )
+        finally:
+            # Learn from every stream, even of a call that failed or was cancelled,
+            # at the prompt estimate the planner uses (the factor absorbs its bias).
+            load = plan_load.get(plan.config.group, 0)
+            load += siblings * plan.config.n if planned else 0
+            self._learn(attempt, plan.config, load, estimate_prompt_tokens(messages))
+        result = await self._result(
             messages, plan, strategy, spec, attempt, started, call_deadline, degraded
         )
+        return result if online is None else replace(result, online=online)
+
+    def _learn(self, attempt: _Attempt, config: TTSConfig, load: int, prompt_tokens: int) -> None:
+        """Tell the online estimator what each stream of the call took."""
+        model = self.models.latency.get(config.group)
+        if self.online is None or model is None:
+            return
+        now = self._clock.now()
+        for stream in attempt.streams:
+            self.online.observe_all(
+                stream_observations(
+                    stream, model, load=load, prompt_tokens=prompt_tokens,
+                    beam=config.strategy == "beam", now=now,
+                )
+            )  # fmt: skip
 
     async def _stream_branches(
         self,
@@ -421,10 +458,11 @@ class TTSExecutor:
         deadline: Deadline,
         stop: tuple[str, ...] = (),
         hedge: _HedgeTiming | None = None,
-        recorder: CallRecorder | None = None,
+        attempt: _Attempt | None = None,
     ) -> _Attempt:
         self._calls += 1
-        attempt = _Attempt(wanted=config.n, recorder=recorder)
+        if attempt is None:
+            attempt = _Attempt(wanted=config.n)
         options = strategy.request_options(config, seed=self.run_seed * 1_000_003 + self._calls)
         now = self._clock.now()
         early_s = min(loop_lag().margin_s(), LAG_SHARE_MAX * max(0.0, deadline.hard_at - now))

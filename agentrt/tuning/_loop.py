@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentrt.core._settings import Settings
+from agentrt.core._stats import share
 from agentrt.langgraph._inputs import graph_input, task_judge
 from agentrt.langgraph._loading import graph_key, load_graph
 from agentrt.langgraph._runner import run
@@ -45,10 +46,6 @@ class LoopFigures:
     degraded_runs: float | None
 
 
-def _share(values: Sequence[bool]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def figures(traces: Sequence[Path]) -> LoopFigures:
     """Measure the runs in ``traces``."""
     runs = extract(load_runs(traces))
@@ -57,10 +54,10 @@ def figures(traces: Sequence[Path]) -> LoopFigures:
         runs=len(runs),
         calls=len(calls),
         latency_error=ErrorStats.of([b for b, _ in latency_errors(calls, None)]),
-        calls_within_slice=_share([w for c in calls if (w := c.within_slice) is not None]),
-        runs_within_deadline=_share([r.deadline_met for r in runs if r.deadline_met is not None]),
-        correct=_share([r.correct for r in runs if r.correct is not None]),
-        degraded_runs=_share([r.degraded for r in runs if r.degraded is not None]),
+        calls_within_slice=share([w for c in calls if (w := c.within_slice) is not None]),
+        runs_within_deadline=share([r.deadline_met for r in runs if r.deadline_met is not None]),
+        correct=share([r.correct for r in runs if r.correct is not None]),
+        degraded_runs=share([r.degraded for r in runs if r.degraded is not None]),
     )
 
 
