@@ -19,6 +19,7 @@ from typing import Any
 from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP
 from agentrt.pool._pool import Backend
 from agentrt.tasks import Task, answer_key, answer_spec_for, suite
+from agentrt.tracing import ChatSpans
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_tokens
@@ -80,7 +81,9 @@ async def run_configs(
         names = list(configs)
         rng.shuffle(names)
         for name in names:
-            executor = TTSExecutor(backend, models=models, run_seed=seed * 10_007 + i)
+            executor = TTSExecutor(
+                backend, models=models, run_seed=seed * 10_007 + i, observer=ChatSpans()
+            )
             result = await executor.run(
                 [{"role": "user", "content": task.prompt}], slice_s=plan.slice_s,
                 config=configs[name], answer_spec=answer_spec_for(task),
@@ -136,6 +139,7 @@ def router_curve(
                 "accuracy": measured.get("accuracy"),
             })  # fmt: skip
     return curve
+
 
 async def _measure(ctx: BenchContext) -> Measured:
     plan = ConfigsPlan.quick() if ctx.quick else ConfigsPlan()

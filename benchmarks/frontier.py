@@ -20,6 +20,7 @@ from typing import Any
 from agentrt.pool._endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool._pool import Backend
 from agentrt.tasks import Task, answer_key, answer_spec_for, suite
+from agentrt.tracing import ChatSpans
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_tokens
@@ -94,7 +95,7 @@ class _Context:
             self.backend, models=models,
             space=self.plan.space(tuple(self.latency), self.greedy_only),
             sla_quantile=self.plan.sla_quantile, run_seed=self.seed * 10_007 + task_index,
-            **kwargs,
+            **kwargs, observer=ChatSpans(),
         )  # fmt: skip
 
 
@@ -142,7 +143,7 @@ async def fit_length(
     """Output lengths of single samples on warm-up tasks (not the scored ones)."""
     lengths = []
     for i, task in enumerate(tasks):
-        executor = TTSExecutor(backend, run_seed=seed * 10_007 + 5_000 + i)
+        executor = TTSExecutor(backend, run_seed=seed * 10_007 + 5_000 + i, observer=ChatSpans())
         result = await executor.run(
             _messages(task), slice_s=30.0,
             config=TTSConfig("majority", 4, PLAIN_GROUP, max_tokens, 0.7),

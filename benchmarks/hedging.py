@@ -26,6 +26,7 @@ from agentrt.core._stats import quantile
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec
 from agentrt.pool._pool import EndpointPool
 from agentrt.tasks._arithmetic import single_step_addition
+from agentrt.tracing import ChatSpans
 from agentrt.tts._config import StrategyName, TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._hedging import HedgePolicy
@@ -153,8 +154,12 @@ async def run_hedging(
         ) as proxied,
     ):  # fmt: skip
         executors = {
-            "off": TTSExecutor(proxied, models=models, run_seed=seed, hedge=None),
-            "on": TTSExecutor(proxied, models=models, run_seed=seed, hedge=HedgePolicy()),
+            "off": TTSExecutor(
+                proxied, models=models, run_seed=seed, hedge=None, observer=ChatSpans()
+            ),
+            "on": TTSExecutor(
+                proxied, models=models, run_seed=seed, hedge=HedgePolicy(), observer=ChatSpans()
+            ),
         }
         for task in tasks[: plan.warmup]:
             for executor in executors.values():

@@ -29,6 +29,7 @@ from agentrt.core._deadline import Deadline
 from agentrt.pool._endpoint import PLAIN_GROUP
 from agentrt.pool._pool import EndpointPool
 from agentrt.pool._protocol import ChatRequest
+from agentrt.tracing import ChatSpans
 from agentrt.tracing._setup import TracingSettings, configure_tracing, shutdown_tracing
 from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._executor import CallModels, TTSExecutor
@@ -126,8 +127,8 @@ async def _pairs(
                                                 GraphTopology.chain(["call"]))  # fmt: skip
                         manager.node_started("call")
                         allocation = manager.allocate("call")
-                        executor = TTSExecutor(pool, models=models, space=space,
-                                               run_seed=run_seed, clock=clock)  # fmt: skip
+                        executor = TTSExecutor(pool, models=models, space=space, run_seed=run_seed,
+                                               clock=clock, observer=ChatSpans())  # fmt: skip
                         result = await executor.run(messages, deadline=allocation.deadline)
                         manager.call_finished(allocation)
                         manager.node_finished("call")
