@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from agentrt.core._settings import Settings
-from agentrt.pool import EndpointSpec, LocalPool, ServerRecord
+from agentrt.pool import EndpointPool, EndpointSpec, LocalPool, ServerRecord
+from agentrt.tts import CalibrationPlan, LatencyModel, calibrate
+from agentrt.tts._calibrate import fit_models
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,3 +55,20 @@ def plain_specs(local_servers: list[ServerRecord]) -> list[EndpointSpec]:
 @pytest.fixture
 def all_specs(local_servers: list[ServerRecord]) -> list[EndpointSpec]:
     return [s.endpoint() for s in local_servers]
+
+
+@pytest.fixture(scope="session")
+def pool_latency(local_servers: list[ServerRecord]) -> dict[str, LatencyModel]:
+    """This machine's latency models for the suite's pool, measured once per session
+    with the quick plan ``agentrt up`` uses (``CalibrationPlan.auto()``): tests plan
+    at the speed the servers run at here, never from a calibration file measured on
+    another machine (the shipped prior was 4-6x too fast on an AVX2-only EPYC)."""
+
+    async def measure() -> dict[str, LatencyModel]:
+        async with EndpointPool([s.endpoint() for s in local_servers]) as pool:
+            measurements = await calibrate(pool, CalibrationPlan.auto())
+            draft = {e.spec.group: e.spec.draft_tokens or 4 for e in pool.endpoints
+                     if e.spec.speculative}  # fmt: skip
+            return fit_models(measurements, draft)
+
+    return asyncio.run(measure())

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agentrt.pool import EndpointSpec
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import LatencyModel
 from benchmarks.audit import audit_answers, audit_spans, spans_by_trace, trace_of_runs
 from benchmarks.chaos import ChaosPlan, run_chaos
 
 MARGIN_S = 0.5
-LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
+LATENCY: dict[str, LatencyModel] = {}
+"""This machine's measured latency models (conftest's ``pool_latency``)."""
+
+
+@pytest.fixture(autouse=True)
+def _measured_latency(pool_latency: dict[str, LatencyModel]) -> None:
+    LATENCY.update(pool_latency)
 PLAN = ChaosPlan(runs=33, concurrency=6, deadline_min_s=2.0, deadline_max_s=5.0,
                  mean_gap_s=1.0)  # fmt: skip
 

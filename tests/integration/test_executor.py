@@ -6,20 +6,25 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from agentrt.core._clock import MonotonicClock
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tasks import answer_key, answer_spec_for, suite
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import LatencyModel
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._result import Result
 
 MARGIN_S = 0.3  # generous for a shared 2-core machine; measured figures in docs/tts.md
-LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
+LATENCY: dict[str, LatencyModel] = {}
+"""This machine's measured latency models (conftest's ``pool_latency``)."""
+
+
+@pytest.fixture(autouse=True)
+def _measured_latency(pool_latency: dict[str, LatencyModel]) -> None:
+    LATENCY.update(pool_latency)
 
 
 @pytest.fixture

@@ -16,10 +16,16 @@ import pytest
 from agentrt.budget import load_profile
 from agentrt.langgraph import RunDeadlineExceeded, load_graph, run
 from agentrt.pool import EndpointSpec
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import LatencyModel
 
 MARGIN_S = 0.5
-LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
+LATENCY: dict[str, LatencyModel] = {}
+"""This machine's measured latency models (conftest's ``pool_latency``)."""
+
+
+@pytest.fixture(autouse=True)
+def _measured_latency(pool_latency: dict[str, LatencyModel]) -> None:
+    LATENCY.update(pool_latency)
 
 EASY: dict[str, list[dict[str, Any]]] = {
     "math": [

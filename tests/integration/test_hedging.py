@@ -7,20 +7,18 @@ Figures with hedging on and off are in docs/reliability.md and docs/BENCHMARKS.m
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from agentrt.core._clock import MonotonicClock
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tracing import ChatSpans
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import LatencyModel
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor
 from benchmarks.faults import FaultProxy
 
 ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
-CALIBRATION = Path(__file__).parents[2] / "budgets" / "calibration" / "local-pool.toml"
 CONFIG = TTSConfig("single", 1, max_tokens=16)
 STRAGGLE_S = 2.5
 CLOCK = MonotonicClock()
@@ -34,8 +32,8 @@ async def proxies(plain_specs: list[EndpointSpec]) -> AsyncIterator[tuple[FaultP
 
 
 @pytest.fixture
-def models() -> CallModels:
-    return CallModels(latency={"plain": load_latency_models(CALIBRATION)["plain"]})
+def models(pool_latency: dict[str, LatencyModel]) -> CallModels:
+    return CallModels(latency={"plain": pool_latency["plain"]})
 
 
 def _pool(proxies: tuple[FaultProxy, ...], spec: EndpointSpec) -> EndpointPool:

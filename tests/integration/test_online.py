@@ -5,28 +5,24 @@ answers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from agentrt.langgraph import load_graph, run
 from agentrt.pool import EndpointSpec
-from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts import LatencyModel
 
 OPTIMISM = 5.0
-CALIBRATED = load_latency_models(Path("budgets/calibration/local-pool.toml"))
-OPTIMISTIC = {
-    group: model.scaled(1.0 / OPTIMISM, 1.0 / OPTIMISM) for group, model in CALIBRATED.items()
-}
 PROBLEM = {"problem": "Start with 2. Add 3. Then add 1. Then subtract 2. What is the result?"}
 DEADLINE_S = 30.0
 
 
 async def test_a_five_times_optimistic_prior_is_corrected_by_the_second_call(
-    plain_specs: list[EndpointSpec],
+    plain_specs: list[EndpointSpec], pool_latency: dict[str, LatencyModel]
 ) -> None:
+    # This machine's measured model, scaled to be 5x too optimistic.
+    optimistic = pool_latency["plain"].scaled(1.0 / OPTIMISM, 1.0 / OPTIMISM)
     loaded = load_graph("graphs/math.py:graph")
     result = await run(
         loaded.graph, PROBLEM, deadline=DEADLINE_S, profile=loaded.optional("PROFILE"),
-        endpoints=plain_specs, latency={"plain": OPTIMISTIC["plain"]}, graph_path=loaded.path,
+        endpoints=plain_specs, latency={"plain": optimistic}, graph_path=loaded.path,
     )  # fmt: skip
     calls = result.calls
     assert len(calls) >= 3, "decompose's steps each make an LLM call"
