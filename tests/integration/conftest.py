@@ -27,6 +27,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+START_TIMEOUT_S = 900.0
+"""Seconds the suite's three servers get to answer /health: about 30 s each on 2
+fast cores, several minutes on a slow or throttled CPU."""
+
+
 def local_settings(home: Path) -> Settings:
     return Settings(home=home, models=Settings().model_dir)
 
@@ -40,7 +45,10 @@ def local_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Ser
             yield running
             return
     pool = LocalPool(local_settings(tmp_path_factory.mktemp("agentrt-home")))
-    records = asyncio.run(pool.up(plain=2, spec=1, kv_cache_gib=1.0, max_model_len=2048))
+    # Start-up comes before any deadline: a slow machine gets all the time it needs.
+    records = asyncio.run(
+        pool.up(plain=2, spec=1, kv_cache_gib=1.0, max_model_len=2048, timeout_s=START_TIMEOUT_S)
+    )
     try:
         yield records
     finally:
