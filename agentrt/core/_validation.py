@@ -12,7 +12,7 @@ validated schema into the model it describes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentrt.core._errors import ConfigurationError, ProfileError
 
-__all__ = ["dump", "load", "profile_errors", "validation_error"]
+__all__ = ["dump", "load", "profile_errors", "validation_error", "without_none"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -37,6 +37,16 @@ def load(schema: type[SchemaT], data: object, source: str, *, prefix: str = "") 
 def dump(value: BaseModel) -> dict[str, Any]:
     """``value`` as plain JSON-ready data, its ``None`` fields left out."""
     return value.model_dump(mode="json", exclude_none=True)
+
+
+def without_none(value: Any) -> Any:
+    """``value`` with every ``None`` dropped from its mappings, at any depth (TOML
+    has no null)."""
+    if isinstance(value, Mapping):
+        return {k: without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [without_none(v) for v in value]
+    return value
 
 
 def validation_error(source: str, exc: ValidationError, *, prefix: str = "") -> ProfileError:

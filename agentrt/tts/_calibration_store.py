@@ -30,6 +30,7 @@ import tomli_w
 from agentrt.core._clock import current_clock
 from agentrt.core._errors import AgentrtError
 from agentrt.core._settings import Settings
+from agentrt.core._validation import without_none
 from agentrt.pool._fingerprint import PoolFingerprint, covers, fingerprint_pool
 from agentrt.pool._local import LocalPool, ServerRecord
 from agentrt.pool._pool import EndpointPool
@@ -172,15 +173,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 def render_calibration(document: Mapping[str, Any], header: str) -> str:
     """The TOML text of a calibration document (TOML has no null: None is dropped)."""
-    return header + tomli_w.dumps(_without_none(document))
+    return header + tomli_w.dumps(without_none(document))
 
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_without_none(v) for v in value]
-    return value
 
 
 def measured_summary(measurements: Sequence[Measurement], wall_s: float) -> tuple[str, ...]:

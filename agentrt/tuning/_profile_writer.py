@@ -21,6 +21,7 @@ import tomli_w
 
 from agentrt.budget._profile import BudgetProfile, NodeStats
 from agentrt.core._errors import ProfileError
+from agentrt.core._validation import without_none
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
@@ -53,13 +54,6 @@ def tuned_profile(fitted: Fit, base: BudgetProfile, graph: str | None) -> Budget
     return base.model_copy(update=update)
 
 
-def _without_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_without_none(v) for v in value]
-    return value
-
 
 def write_tuned(path: Path, fitted: Fit, profile: BudgetProfile, header: str) -> tuple[Path, Path]:
     """Write the profile to ``path`` and the models next to it; returns both paths."""
@@ -80,10 +74,10 @@ def write_tuned(path: Path, fitted: Fit, profile: BudgetProfile, header: str) ->
     path.write_text(
         comment
         + f"# Executor models: {side.name} (pass it as --calibration).\n"
-        + tomli_w.dumps(_without_none(data)),
+        + tomli_w.dumps(without_none(data)),
         encoding="utf-8",
     )
-    side.write_text(comment + tomli_w.dumps(_without_none(models)), encoding="utf-8")
+    side.write_text(comment + tomli_w.dumps(without_none(models)), encoding="utf-8")
     return path, side
 
 
