@@ -1,6 +1,8 @@
 """agentrt: run agent workflows under end-to-end deadlines.
 
-A whole LangGraph run gets one wall-clock budget (:func:`run`), split across
+A :class:`Runtime` owns a pool of vLLM servers and what is learned about it.
+A whole LangGraph run gets one wall-clock budget (:meth:`Runtime.run`, or
+:func:`run` on the process-default runtime), split across
 the LLM calls the graph will still make; each call is served by a
 latency-aware test-time-scaling executor (:class:`TTSExecutor`) on a pool of
 vLLM servers (:class:`EndpointPool`), and returns the best answer it has when
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
         Budget,
         RunDeadlineExceeded,
         RunEvent,
+        RunObserver,
         RunResult,
+        Runtime,
         TTSChatModel,
         get_budget,
         load_graph,
@@ -55,8 +59,8 @@ _HOME = {
         "DeadlineExceeded", "FakeClock", "RunError", "current_deadline", "deadline_scope",
     ),
     "agentrt.langgraph": (
-        "Budget", "RunDeadlineExceeded", "RunEvent", "RunResult", "TTSChatModel",
-        "get_budget", "load_graph", "run", "run_sync",
+        "Budget", "RunDeadlineExceeded", "RunEvent", "RunObserver", "RunResult", "Runtime",
+        "TTSChatModel", "get_budget", "load_graph", "run", "run_sync",
     ),
     "agentrt.pool": ("ChatRequest", "EndpointPool", "EndpointSpec", "LocalPool"),
     "agentrt.tts": ("AnswerSpec", "LastNumber", "Result", "TTSConfig", "TTSExecutor"),
@@ -83,7 +87,9 @@ __all__ = [
     "RunDeadlineExceeded",
     "RunError",
     "RunEvent",
+    "RunObserver",
     "RunResult",
+    "Runtime",
     "TTSChatModel",
     "TTSConfig",
     "TTSExecutor",

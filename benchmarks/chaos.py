@@ -26,7 +26,8 @@ from typing import Any
 
 from agentrt.core._clock import Clock, MonotonicClock
 from agentrt.langgraph._loading import LoadedGraph, load_graph
-from agentrt.langgraph._runner import RunEvent, RunResult, settle_cut_runs
+from agentrt.langgraph._runner import RunEvent, RunObserver, RunResult
+from agentrt.langgraph._runtime import Runtime
 from agentrt.pool._endpoint import EndpointSpec
 from agentrt.pool._pool import EndpointPool
 from agentrt.tasks import Task, suite
@@ -252,21 +253,18 @@ def _jobs(plan: ChaosPlan, seed: int) -> list[_Job]:
 
 
 async def _one(
-    job: _Job, pool: EndpointPool, latency: Mapping[str, LatencyModel], seed: int,
-    clock: Clock, origin: float,
+    job: _Job, runtime: Runtime, seed: int, clock: Clock, origin: float,
 ) -> tuple[RunLedger, float, str | None]:  # fmt: skip
-    import agentrt
-
     events: list[RunEvent] = []
     result: RunResult | None = None
     raised: BaseException | None = None
     started = clock.now()
     try:
-        result = await agentrt.run(
+        result = await runtime.run(
             job.loaded.graph, job.loaded.module.input_for(job.task), deadline=job.deadline_s,
-            pool=pool, latency=latency, graph_path=job.loaded.path,
-            profile=job.loaded.optional("PROFILE"), run_seed=seed * 10_007 + job.number,
-            on_event=events.append, task_seed=job.number,
+            graph_path=job.loaded.path, profile=job.loaded.optional("PROFILE"),
+            run_seed=seed * 10_007 + job.number,
+            observer=RunObserver(on_event=events.append, task_seed=job.number),
         )  # fmt: skip
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
@@ -302,6 +300,7 @@ async def run_chaos(
         faults = fault_schedule(seed, len(proxies), horizon, mean_gap_s=plan.mean_gap_s)
         proxied = [s.model_copy(update={"url": p.url}) for s, p in zip(specs, proxies, strict=True)]
         async with EndpointPool(proxied) as pool:
+            runtime = Runtime(pool=pool, latency=latency)
             queue: asyncio.Queue[_Job] = asyncio.Queue()
             for job in jobs:
                 queue.put_nowait(job)
@@ -310,14 +309,14 @@ async def run_chaos(
 
             async def worker() -> None:
                 while not queue.empty():
-                    done.append(await _one(queue.get_nowait(), pool, latency, seed, clock, origin))
+                    done.append(await _one(queue.get_nowait(), runtime, seed, clock, origin))
 
             try:
                 await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
             finally:
                 injector.cancel()
                 await asyncio.gather(injector, return_exceptions=True)
-            await settle_cut_runs(timeout_s=10.0)  # graphs cut at their deadline end their spans
+            await runtime.settle(timeout_s=10.0)  # graphs cut at their deadline end their spans
         flush_traces()
     finally:
         for proxy in proxies:

@@ -28,7 +28,7 @@ import itertools
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,8 @@ import psutil
 from agentrt.core._clock import Clock, MonotonicClock
 from agentrt.core._stats import quantile
 from agentrt.langgraph._loading import LoadedGraph, load_graph
-from agentrt.langgraph._runner import RunEvent, RunResult, settle_cut_runs
-from agentrt.pool._pool import EndpointPool
+from agentrt.langgraph._runner import RunEvent, RunObserver, RunResult
+from agentrt.langgraph._runtime import Runtime
 from agentrt.tasks import suite
 from agentrt.tracing._setup import (
     TracingSettings,
@@ -47,7 +47,6 @@ from agentrt.tracing._setup import (
     current_tracing,
     flush_traces,
 )
-from agentrt.tts._latency import LatencyModel
 from benchmarks.audit import (
     AnswerAudit,
     RunLedger,
@@ -167,11 +166,9 @@ async def _sample(level: _Level, clock: Clock, every_s: float) -> None:
 
 
 async def _worker(
-    worker: int, level: _Level, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
-    latency: Mapping[str, LatencyModel], tasks: Sequence[Any], clock: Clock, seed: int,
-    workers: int, origin: float,
+    worker: int, level: _Level, plan: LoadPlan, loaded: LoadedGraph, runtime: Runtime,
+    tasks: Sequence[Any], clock: Clock, seed: int, workers: int, origin: float,
 ) -> None:  # fmt: skip
-    import agentrt
 
     for r in range(plan.rounds):
         # Run r of this worker starts at its slot, whenever the last one ended:
@@ -184,11 +181,11 @@ async def _worker(
         level.in_flight += 1
         started = clock.now()
         try:
-            result = await agentrt.run(
+            result = await runtime.run(
                 loaded.graph, loaded.module.input_for(tasks[number]), deadline=plan.deadline_s,
-                pool=pool, latency=latency, graph_path=loaded.path,
-                profile=loaded.optional("PROFILE"), run_seed=seed * 10_007 + number,
-                on_event=events.append, task_seed=number,
+                graph_path=loaded.path, profile=loaded.optional("PROFILE"),
+                run_seed=seed * 10_007 + number,
+                observer=RunObserver(on_event=events.append, task_seed=number),
             )  # fmt: skip
         except Exception as exc:  # counted as an escaped exception
             raised = exc
@@ -242,8 +239,8 @@ def level_row(
 
 
 async def _level(
-    workers: int, plan: LoadPlan, loaded: LoadedGraph, pool: EndpointPool,
-    latency: Mapping[str, LatencyModel], seed: int, traces_dir: Path,
+    workers: int, plan: LoadPlan, loaded: LoadedGraph, runtime: Runtime, seed: int,
+    traces_dir: Path,
 ) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
     clock = MonotonicClock()
     tasks = suite(str(loaded.module.TASK_SUITE), seed, workers * plan.rounds)
@@ -255,15 +252,14 @@ async def _level(
     try:
         with _gc_pauses(level.gc_pauses, clock):
             await asyncio.gather(*(
-                _worker(w, level, plan, loaded, pool, latency, tasks, clock, seed, workers,
-                        started)
+                _worker(w, level, plan, loaded, runtime, tasks, clock, seed, workers, started)
                 for w in range(workers)
             ))  # fmt: skip
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
     wall, cpu = clock.now() - started, time.process_time() - cpu_started
-    await settle_cut_runs(timeout_s=10.0)  # graphs cut at their deadline end their spans
+    await runtime.settle(timeout_s=10.0)  # graphs cut at their deadline end their spans
     flush_traces()
     span_audit, answer_audit = SpanAudit(), AnswerAudit()
     if plan.tracing:
@@ -290,7 +286,8 @@ async def _measure(ctx: BenchContext) -> Measured:
     if ctx.count is not None:
         plan = replace(plan, rounds=ctx.count)
     loaded = load_graph(plan.graph)
-    latency = ctx.latency_models()
+    # One runtime for every level, as one service would have: what it learns lasts.
+    runtime = Runtime(pool=ctx.pool, latency=ctx.latency_models())
     rows: list[dict[str, Any]] = []
     exceptions: list[str] = []
     previous = current_tracing()
@@ -305,8 +302,8 @@ async def _measure(ctx: BenchContext) -> Measured:
                     settings = TracingSettings(exporters=("jsonl",), traces_dir=Path(tmp))
                     tracing = configure_tracing(settings)
                 try:
-                    row, raised = await _level(workers, plan, loaded, ctx.pool, latency,
-                                               ctx.seed, Path(tmp))  # fmt: skip
+                    row, raised = await _level(workers, plan, loaded, runtime, ctx.seed,
+                                               Path(tmp))  # fmt: skip
                 finally:
                     if tracing is not None:
                         tracing.shutdown()

@@ -88,6 +88,7 @@ async def run_peer(
     from agentrt.langgraph._loading import load_graph
 
     loaded = load_graph(GRAPH)
+    runtime = agentrt.Runtime(pool=pool, latency=latency)
     endpoint = pool.choose("plain")
     clock = MonotonicClock()
     rng = random.Random(seed)
@@ -101,9 +102,9 @@ async def run_peer(
             note: str | None = None
             try:
                 if who == "agentrt":
-                    result = await agentrt.run(
-                        loaded.graph, loaded.module.input_for(task), deadline=d, pool=pool,
-                        latency=latency, graph_path=GRAPH, profile=loaded.module.PROFILE,
+                    result = await runtime.run(
+                        loaded.graph, loaded.module.input_for(task), deadline=d,
+                        graph_path=GRAPH, profile=loaded.module.PROFILE,
                         run_seed=seed * 10_007 + i,
                     )  # fmt: skip
                     answer = loaded.module.answer_of(result.state)

@@ -186,6 +186,7 @@ async def run_policies(
     import agentrt
     from agentrt.langgraph._loading import load_graph
 
+    runtime = agentrt.Runtime(pool=pool, latency=latency)
     clock = MonotonicClock()
     rng = random.Random(seed)
     runs: list[PolicyRun] = []
@@ -197,9 +198,9 @@ async def run_policies(
             for deadline_s, policy in interleaved_jobs(deadlines, plan.policies, rng):
                 started = clock.now()
                 try:
-                    result = await agentrt.run(
-                        loaded.graph, module.input_for(task), deadline=deadline_s, pool=pool,
-                        latency=latency, policy=policy, graph_path=path, profile=module.PROFILE,
+                    result = await runtime.run(
+                        loaded.graph, module.input_for(task), deadline=deadline_s,
+                        policy=policy, graph_path=path, profile=module.PROFILE,
                         run_seed=seed * 10_007 + i,
                     )  # fmt: skip
                 except Exception as exc:  # a failed run is wrong (and says why)

@@ -4,9 +4,12 @@
     curl -s localhost:8080/solve -H 'content-type: application/json' \
       -d '{"problem": "Start with 3. Add 4. What is the result?", "sla_ms": 4000}'
 
-One endpoint pool is opened at start-up and shared by every request; each
-request runs graphs/math.py under its own end-to-end deadline and always
-answers by it (plus a small margin): degraded answers say so. Uses FastAPI
+One :class:`agentrt.Runtime` is opened at start-up and shared by every
+request: its pool (AGENTRT_ENDPOINTS, else the local pool), the latency models
+of that pool (its calibration, measured at start-up when there is none) and
+what every call teaches them. Each request runs graphs/math.py under its own
+end-to-end deadline and always answers by it (plus a small margin): degraded
+answers say so. Uses FastAPI
 and uvicorn, which the `local` extra already installs (vLLM needs them).
 """
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, HTTPException
@@ -22,11 +24,8 @@ from pydantic import BaseModel, Field
 
 import agentrt
 from agentrt import ConfigurationError
-from agentrt.pool import EndpointPool, pool_endpoints
-from agentrt.tts import load_latency_models
 
 GRAPH = agentrt.load_graph("graphs/math.py:graph")
-LATENCY = load_latency_models(Path("budgets/calibration/local-pool.toml"))
 
 
 class SolveRequest(BaseModel):
@@ -44,9 +43,8 @@ class SolveResponse(BaseModel):
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        specs = await stack.enter_async_context(pool_endpoints())
-        app.state.pool = await stack.enter_async_context(EndpointPool(specs))
+    async with agentrt.Runtime() as runtime:
+        app.state.runtime = runtime
         yield
 
 
@@ -56,13 +54,11 @@ app = FastAPI(title="agentrt math service", lifespan=lifespan)
 @app.post("/solve")
 async def solve(request: SolveRequest) -> SolveResponse:
     try:
-        result = await agentrt.run(
+        result = await app.state.runtime.run(
             GRAPH.graph,
             {"problem": request.problem},
             deadline=request.sla_ms / 1000,
             profile="budgets/math.toml",
-            pool=app.state.pool,
-            latency=LATENCY,
         )
     except (ConfigurationError, ValueError) as exc:  # bad input, or a problem the graph can't parse
         raise HTTPException(status_code=422, detail=str(exc)) from exc

@@ -16,7 +16,8 @@ from agentrt.core._errors import ConfigurationError
 from agentrt.core._settings import Settings
 from agentrt.langgraph._inputs import graph_input, task_judge
 from agentrt.langgraph._loading import load_graph
-from agentrt.langgraph._runner import RunEvent, RunResult, run
+from agentrt.langgraph._runner import RunEvent, RunObserver, RunResult
+from agentrt.langgraph._runtime import Runtime
 from agentrt.pool._endpoint import EndpointSpec
 from agentrt.pool._local import pool_endpoints
 from agentrt.pool._pool import EndpointPool
@@ -131,10 +132,13 @@ async def run_graph_command(
                 live.on_event(event)
                 view.update(live.render())
 
-            result = await run(
+            runtime = Runtime(endpoints=specs, latency=latency)
+            result = await runtime.run(
                 loaded.graph, graph_in, deadline=seconds, profile=chosen_profile,
-                latency=latency, endpoints=specs, policy=policy, graph_path=loaded.path,
-                on_event=on_event, task_seed=task_seed, judge=task_judge(task, loaded),
+                policy=policy, graph_path=loaded.path,
+                observer=RunObserver(
+                    on_event=on_event, task_seed=task_seed, judge=task_judge(task, loaded)
+                ),
             )  # fmt: skip
             live.remaining_s = max(0.0, seconds - result.elapsed_s)
             view.update(live.render())

@@ -43,7 +43,6 @@ from agentrt.core._errors import (
 from agentrt.core._lag import (
     LagWindow,
     LoopLag,
-    loop_lag,
 )
 from agentrt.core._settings import (
     BUDGETS,
@@ -88,7 +87,6 @@ __all__ = [
     "current_deadline",
     "deadline_scope",
     "default_home",
-    "loop_lag",
     "packaged_data_dir",
     "timeout_after",
     "timeout_at",

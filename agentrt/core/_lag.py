@@ -7,13 +7,13 @@ waits for its deadline on such a loop returns that much past it.
 :class:`LoopLag` measures the lateness with one probe per event loop (a short
 sleep, and how much later than asked it woke) while any run is active;
 :meth:`LoopLag.margin_s`, the largest lateness of the last two seconds, is how
-much earlier the runner arms its deadline timers.
+much earlier the runner arms its deadline timers. An
+:class:`~agentrt.Runtime` keeps one per event loop it runs on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from agentrt.core._clock import Clock, MonotonicClock
 
-__all__ = ["LagWindow", "LoopLag", "loop_lag"]
+__all__ = ["LagWindow", "LoopLag"]
 
 PROBE_INTERVAL_S = 0.02
 HORIZON_S = 2.0
@@ -90,17 +90,3 @@ class LoopLag:
             await self._clock.sleep(self.interval_s)
             now = self._clock.now()
             self.window.add(now, now - before - self.interval_s)
-
-
-_PER_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLag] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def loop_lag() -> LoopLag:
-    """The :class:`LoopLag` of the running event loop."""
-    loop = asyncio.get_running_loop()
-    lag = _PER_LOOP.get(loop)
-    if lag is None:
-        lag = _PER_LOOP[loop] = LoopLag()
-    return lag

@@ -1,19 +1,36 @@
-"""Running LangGraph graphs under a deadline, and the budgeted TTS chat model."""
+"""Running LangGraph graphs under a deadline, and the budgeted TTS chat model.
+
+:class:`Runtime` owns the pool and what is learned about it; :func:`run` and
+:func:`run_sync` run on the process-default one.
+"""
 
 from agentrt.langgraph._chat_model import TTSChatModel
 from agentrt.langgraph._loading import LoadedGraph, load_graph
-from agentrt.langgraph._runner import RunDeadlineExceeded, RunEvent, RunResult, run, run_sync
+from agentrt.langgraph._runner import RunDeadlineExceeded, RunEvent, RunObserver, RunResult
+from agentrt.langgraph._runtime import (
+    PoolKnowledge,
+    PoolState,
+    Runtime,
+    default_runtime,
+    run,
+    run_sync,
+)
 from agentrt.langgraph._scope import Budget, RunScope, current_run, get_budget
 
 __all__ = [
     "Budget",
     "LoadedGraph",
+    "PoolKnowledge",
+    "PoolState",
     "RunDeadlineExceeded",
     "RunEvent",
+    "RunObserver",
     "RunResult",
     "RunScope",
+    "Runtime",
     "TTSChatModel",
     "current_run",
+    "default_runtime",
     "get_budget",
     "load_graph",
     "run",

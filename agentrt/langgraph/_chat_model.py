@@ -2,8 +2,13 @@
 
 Swap it in for any chat model: inside an :func:`agentrt.run` it takes its
 slice from the run's budget manager (node, visit and step from LangGraph's
-task metadata), runs the executor for that slice and reports what it used.
-Outside a run it needs an ``executor`` (or ``endpoints``) and a ``slice_s``.
+task metadata), runs the run's executor for that slice, within its own
+``max_tokens``, ``temperature`` and ``stop``, and reports what it used. Outside
+a run each call gets ``slice_s`` (or ``timeout``, else 30 s) on its runtime
+(``runtime=``, ``rt.chat_model()``, else the process-default one): the
+runtime's pool when it holds one open, else ``endpoints``, ``AGENTRT_ENDPOINTS``
+or the running local pool, opened for the call; the latency models, what they
+learned and the hedge budget are the runtime's, so one call teaches the next.
 
 What the served model allows, it supports: plain chat, stop sequences, sync
 and async, streaming (the chosen answer arrives once the vote is decided, as
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -32,17 +38,16 @@ from pydantic import ConfigDict, Field
 
 from agentrt.core._deadline import Deadline, current_deadline
 from agentrt.core._errors import ConfigurationError
+from agentrt.langgraph._runtime import Runtime, default_runtime
 from agentrt.langgraph._scope import CallRecord, current_run, task_identity
 from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool._local import LocalPool
 from agentrt.pool._pool import EndpointPool
-from agentrt.tracing._chat import ChatSpans
 from agentrt.tracing._spans import allocation_scope, node_context
 from agentrt.tts._answers import AnswerSpec, NormalisedString
 from agentrt.tts._config import StrategyName, TTSConfig
-from agentrt.tts._executor import CallModels, TTSExecutor
-from agentrt.tts._latency import LatencyModel
+from agentrt.tts._executor import TTSExecutor
 from agentrt.tts._length import LengthModel
 from agentrt.tts._planner import SearchSpace
 from agentrt.tts._result import Result
@@ -59,6 +64,7 @@ class TTSChatModel(BaseChatModel):
 
     model_name: str = Field(default="agentrt-tts", alias="model")
     executor: TTSExecutor | None = None
+    runtime: Runtime | None = None
     endpoints: list[EndpointSpec] | None = None
     answer_spec: AnswerSpec | None = None
     config: TTSConfig | None = None
@@ -107,6 +113,19 @@ class TTSChatModel(BaseChatModel):
             temperature=self.temperature or 0.7,
             greedy_only_groups=tuple(greedy_only),
         )
+
+    def _within(self, space: SearchSpace) -> SearchSpace | None:
+        """A run's search space narrowed to this model's own parameters (``None``
+        when it sets none): ``max_tokens`` caps every branch, ``temperature=0``
+        means greedy only, another temperature is the branches' sampling one."""
+        changes: dict[str, Any] = {}
+        if self.max_tokens is not None:
+            changes["max_tokens_choices"] = (self.max_tokens,)
+        if self.temperature == 0:
+            changes["strategies"] = ("single",)
+        elif self.temperature is not None:
+            changes["temperature"] = self.temperature
+        return replace(space, **changes) if changes else None
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -210,13 +229,15 @@ class TTSChatModel(BaseChatModel):
                     stop=stop or (),
                     length=length,
                     siblings=max(0, round(stats.fanout) - 1),
+                    call_site=self.call_site or node,
+                    space=self._within(scope.executor.space),
                 )
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
             scope.calls.append(CallRecord(allocation, result))
             return result
         slice_s = self.slice_s or self.timeout or DEFAULT_SLICE_S
         async with self._standalone_executor() as executor:
-            deadline = current_deadline() or Deadline.after(slice_s)
+            deadline = current_deadline() or Deadline.after(slice_s, clock=executor.clock)
             return await executor.run(
                 openai_messages,
                 slice_s=slice_s,
@@ -224,26 +245,32 @@ class TTSChatModel(BaseChatModel):
                 answer_spec=spec,
                 config=self.config,
                 stop=stop or (),
+                call_site=self.call_site,
             )
 
     @contextlib.asynccontextmanager
     async def _standalone_executor(self) -> AsyncIterator[TTSExecutor]:
+        """The executor of a call outside a run: the given one, else one on the
+        runtime's held pool, else on a pool opened for the call (whose knowledge
+        the runtime keeps, keyed by the pool's endpoints)."""
         if self.executor is not None:
             yield self.executor
+            return
+        runtime = self.runtime or default_runtime()
+        if self.endpoints is None and runtime.holds_pool:
+            pool = runtime.pool
+            yield runtime.executor(space=self._space(sorted(pool.groups), _greedy(pool)))
             return
         specs = self.endpoints or endpoints_from_env() or LocalPool().endpoints()
         if not specs:
             raise ConfigurationError(
-                "TTSChatModel outside an agentrt run needs executor=, endpoints=, "
+                "TTSChatModel outside an agentrt run needs executor=, runtime=, endpoints=, "
                 "AGENTRT_ENDPOINTS or a running local pool (`agentrt up`)"
             )
         async with EndpointPool(specs) as pool:
-            groups = sorted(pool.groups)
-            yield TTSExecutor(
-                pool,
-                observer=ChatSpans(),
-                models=CallModels(latency={g: LatencyModel.prior(g) for g in groups}),
-                space=self._space(groups, greedy_only_groups(specs)),
+            await runtime.knowledge(pool)
+            yield runtime.executor(
+                pool=pool, space=self._space(sorted(pool.groups), greedy_only_groups(specs))
             )
 
     def _message(self, result: Result) -> AIMessage:
@@ -277,6 +304,10 @@ class TTSChatModel(BaseChatModel):
                 },
             },
         )
+
+
+def _greedy(pool: EndpointPool) -> tuple[str, ...]:
+    return greedy_only_groups(e.spec for e in pool.endpoints)
 
 
 def _inside(loop: asyncio.AbstractEventLoop) -> bool:

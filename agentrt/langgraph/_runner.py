@@ -1,8 +1,9 @@
-"""Run a compiled LangGraph graph under one end-to-end wall-clock budget.
+"""Drive a compiled LangGraph graph under one end-to-end wall-clock budget.
 
-``await agentrt.run(graph, input, deadline=8.0)`` creates the run's
+:meth:`agentrt.Runtime.run` hands :func:`drive_run` the run's parts (an
+executor on its pool, the profile with this run's deadline, the graph's
+topology, the event loop's lag monitor); the run creates its
 :class:`~agentrt.core._deadline.Deadline` and :class:`~agentrt.budget.BudgetManager`
-(seeded with ``graph.get_graph()`` and the profile), an executor on the pool,
 and makes them ambient (contextvars, which LangGraph copies into every task).
 It streams the graph with ``stream_mode=["values", "tasks"]`` to keep the last
 consistent state and each node's start and end, and enforces the deadline with
@@ -15,8 +16,8 @@ so a loop congested by many runs still returns them by their deadline. At the
 hard instant the result returns at once: the cut graph is cancelled and
 unwinds in the background (its streams close within a few turns of the event
 loop), so on a congested loop the unwinding, several turns long, does not add
-to the overshoot. A run on a pool it opened itself waits for the unwinding
-before closing that pool; :func:`settle_cut_runs` waits for all.
+to the overshoot; the runtime keeps it until it has unwound
+(:meth:`agentrt.Runtime.settle`).
 
 Past the deadline, ``on_expiry = "degrade"`` returns the last consistent state
 plus the results of tasks that finished in the cut superstep, flagged;
@@ -26,11 +27,8 @@ plus the results of tasks that finished in the cut superstep, flagged;
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import uuid
-import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,43 +37,30 @@ from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
 from agentrt.budget._manager import BudgetManager
-from agentrt.budget._profile import BudgetProfile, load_profile
+from agentrt.budget._profile import BudgetProfile
 from agentrt.budget._report import BudgetReport
 from agentrt.budget._topology import GraphTopology
-from agentrt.core._clock import Clock, current_clock, timeout_after
+from agentrt.core._clock import timeout_after
 from agentrt.core._deadline import Deadline
-from agentrt.core._errors import BudgetRefused, ConfigurationError, DeadlineExceeded
-from agentrt.core._lag import LoopLag, loop_lag
+from agentrt.core._errors import BudgetRefused, DeadlineExceeded
+from agentrt.core._lag import LoopLag
 from agentrt.langgraph._loading import graph_key
 from agentrt.langgraph._scope import CallRecord, RunScope, run_scope
-from agentrt.pool._endpoint import EndpointSpec, greedy_only_groups
-from agentrt.pool._local import pool_endpoints
-from agentrt.pool._pool import EndpointPool
-from agentrt.tracing._chat import ChatSpans
-from agentrt.tracing._setup import flush_traces
 from agentrt.tracing._spans import WorkflowSpan, workflow_span
 from agentrt.tts._answers import AnswerSpec
-from agentrt.tts._calibration_store import resolve_latency
-from agentrt.tts._executor import CallModels, TTSExecutor
-from agentrt.tts._latency import LatencyModel
-from agentrt.tts._online import OnlineLatency
-from agentrt.tts._planner import SearchSpace
+from agentrt.tts._executor import TTSExecutor
 
 __all__ = [
     "RunDeadlineExceeded",
     "RunEvent",
+    "RunObserver",
     "RunResult",
-    "run",
-    "run_sync",
-    "settle_cut_runs",
+    "drive_run",
     "sync_nodes",
 ]
 
 CUT_SLACK_S = 0.001
 """A deadline timer that would fire this close to its instant fires now."""
-UNWIND_WAIT_S = 5.0
-"""How long a run on its own pool waits, after returning its result, for a cut
-graph to unwind before it closes the pool."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +101,9 @@ class RunResult:
     """Nodes written as sync functions: they run in worker threads and cannot be
     cancelled at the deadline (a cut one may still be running after return)."""
     calibration: str | None = None
-    """Which latency calibration the run planned with, when the run chose it (the
-    pool's fingerprint cache, one measured now, or the prior); None when the caller
-    passed ``latency=`` or a pool."""
+    """Which latency calibration the run planned with, when its runtime chose it (the
+    pool's fingerprint cache, one measured now, or the prior); None when the runtime
+    was given ``latency=``, ``endpoints=`` or a pool."""
 
     @property
     def uncancelled(self) -> tuple[str, ...]:
@@ -160,181 +145,63 @@ class _Progress:
     finished: list[tuple[str, Any]] = field(default_factory=list)
 
 
-def _resolve_profile(profile: BudgetProfile | str | Path | None) -> BudgetProfile:
-    if profile is None:
-        return BudgetProfile.default()
-    if isinstance(profile, BudgetProfile):
-        return profile
-    return _load_profile_cached(Path(profile))
+@dataclass(frozen=True)
+class RunObserver:
+    """Hooks into one run, for live displays and labelled runs (benchmarks, tuning).
+
+    ``on_event`` hears each node task start and finish; ``judge(state)`` says
+    whether the final state is right (recorded on the run's span as
+    ``agentrt.run.correct``); ``task_seed`` names the seeded task the run solves
+    (``agentrt.run.task_seed``).
+    """
+
+    on_event: Callable[[RunEvent], None] | None = None
+    judge: Callable[[Any], bool] | None = None
+    task_seed: int | None = None
 
 
-_PROFILES: dict[tuple[str, int, int], BudgetProfile] = {}
-_TOPOLOGIES: weakref.WeakKeyDictionary[Any, GraphTopology] = weakref.WeakKeyDictionary()
-
-
-def _load_profile_cached(path: Path) -> BudgetProfile:
-    """The profile at ``path``, parsed once per version of the file (its size and
-    modification time): many concurrent runs of one graph share one parse."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_profile(path)  # names the file in its error
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    cached = _PROFILES.get(key)
-    if cached is None:
-        if len(_PROFILES) >= 64:
-            _PROFILES.clear()
-        cached = _PROFILES[key] = load_profile(path)
-    return cached
-
-
-def _topology(graph: Any) -> GraphTopology:
-    """The graph's topology, drawn once per compiled graph (a compiled graph does
-    not change; drawing it costs ~0.4 ms, paid per run before)."""
-    try:
-        cached = _TOPOLOGIES.get(graph)
-    except TypeError:  # not weakly referenceable or not hashable
-        return GraphTopology.from_langgraph(graph)
-    if cached is None:
-        cached = _TOPOLOGIES[graph] = GraphTopology.from_langgraph(graph)
-    return cached
-
-
-def _check_profile_graph(profile: BudgetProfile, graph_path: str | None) -> None:
-    if profile.graph is None or graph_path is None:
-        return
-    if graph_key(profile.graph) != graph_key(graph_path):
-        raise ConfigurationError(
-            f"the budget profile is for graph {profile.graph!r}, not {graph_path!r}; "
-            "pass the profile tuned for this graph (or none)"
-        )
-
-
-@contextlib.asynccontextmanager
-async def _pool_for(
-    pool: EndpointPool | None, endpoints: list[EndpointSpec] | None
-) -> AsyncIterator[EndpointPool]:
-    if pool is not None:
-        yield pool
-        return
-    if endpoints:
-        async with EndpointPool(endpoints) as opened:
-            yield opened
-        return
-    async with pool_endpoints() as specs, EndpointPool(specs) as opened:
-        yield opened
-
-
-def _executor(
-    pool: EndpointPool,
-    profile: BudgetProfile,
-    latency: Mapping[str, LatencyModel] | None,
-    run_seed: int,
-) -> TTSExecutor:
-    groups = [g for g in pool.groups if latency is None or g in latency]
-    if not groups:
-        raise ConfigurationError(
-            f"no latency model for any endpoint group of the pool {sorted(pool.groups)}"
-        )
-    models = {
-        g: (latency[g] if latency and g in latency else LatencyModel.prior(g)) for g in groups
-    }
-    spec = profile.spec
-    penalised = spec.lambda_tokens > 0 or spec.lambda_latency > 0
-    return TTSExecutor(
-        pool,
-        observer=ChatSpans(),
-        models=CallModels(latency=models),
-        # Without a verifier, scores are only self-certainty: plan over greedy and voting.
-        space=SearchSpace(
-            strategies=("single", "majority"),
-            groups=tuple(groups),
-            max_tokens_choices=(32, 64),
-            greedy_only_groups=greedy_only_groups(e.spec for e in pool.endpoints),
-        ),
-        objective="penalty" if penalised else "deadline",
-        sla_quantile=spec.sla_quantile,
-        lambda_tokens=spec.lambda_tokens,
-        lambda_latency_s=spec.lambda_latency,
-        on_refusal="raise" if spec.on_expiry == "raise" else "degrade",
-        run_seed=run_seed,
-        # Learned from every call of the run: a call past its prediction changes the next plan.
-        online=OnlineLatency(),
-    )
-
-
-async def run(
+async def drive_run(
     graph: Any,
     input: Any,
     *,
-    deadline: float,
-    profile: BudgetProfile | str | Path | None = None,
+    executor: TTSExecutor,
+    profile: BudgetProfile,
+    topology: GraphTopology,
+    lag: LoopLag,
+    policy: str | None = None,
     config: Mapping[str, Any] | None = None,
     context: Any = None,
-    pool: EndpointPool | None = None,
-    endpoints: list[EndpointSpec] | None = None,
-    latency: Mapping[str, LatencyModel] | None = None,
-    policy: str | None = None,
     answer_spec: AnswerSpec | None = None,
     graph_path: str | None = None,
-    run_seed: int = 0,
-    on_event: Callable[[RunEvent], None] | None = None,
-    judge: Callable[[Any], bool] | None = None,
-    task_seed: int | None = None,
-    clock: Clock | None = None,
+    observer: RunObserver | None = None,
+    profile_name: str | Path | None = None,
+    on_cut: Callable[[asyncio.Task[None]], None] | None = None,
 ) -> RunResult:
-    """Run ``graph`` on ``input`` within ``deadline`` seconds, end to end.
-
-    The pool is ``pool``, else ``endpoints``, else ``AGENTRT_ENDPOINTS``, else
-    the local CPU pool (started for the run if none is up). Starting a pool
-    happens before the deadline starts. The run is traced as an
-    ``invoke_workflow {graph}`` span with a ``node {name}`` span per task; for
-    labelled runs, ``judge(state)`` says whether the final state is right.
-    """
-    if not hasattr(graph, "astream") or not hasattr(graph, "get_graph"):
-        raise ConfigurationError(
-            f"graph must be a compiled LangGraph graph (StateGraph(...).compile()), "
-            f"got {type(graph).__name__}"
-        )
-    resolved = _resolve_profile(profile)
-    _check_profile_graph(resolved, graph_path)
-    seconds = _check_deadline(deadline)
-    # The wrap-up reserve never takes more than a quarter of a short deadline.
-    reserve_s = min(resolved.spec.reserve_s, seconds / 4)
-    resolved = resolved.with_spec(deadline_s=seconds, reserve_s=reserve_s)
-    clock = clock or current_clock()
-    topology = _topology(graph)
-    cut: list[asyncio.Task[None]] = []
-    async with _pool_for(pool, endpoints) as opened, _settled(cut, owned=pool is None):
-        calibration = None
-        if latency is None and pool is None and not endpoints:
-            # The pool is the configured or the local one: its fingerprint's calibration
-            # (measured now on an uncalibrated local pool), else the prior.
-            choice = await resolve_latency(opened)
-            latency, calibration = choice.models, choice.describe()
-        executor = _executor(opened, resolved, latency, run_seed)
-        spec = resolved.spec
-        hard = Deadline.after(spec.deadline_s, clock=clock, soft_margin_s=spec.reserve_s)
-        manager = BudgetManager(hard, resolved, topology, policy)
-        scope = RunScope(
-            manager, executor, asyncio.get_running_loop(), answer_spec,
-            graph_name=str(graph_path or getattr(graph, "name", None) or "graph"),
-        )  # fmt: skip
-        profile_name = None if isinstance(profile, BudgetProfile) else profile
-        with workflow_span(
-            graph_key(scope.graph_name), deadline=hard, task_seed=task_seed,
-            profile=None if profile_name is None else str(profile_name),
-        ) as traced:  # fmt: skip
-            try:
-                result = await _drive(graph, input, config, context, scope, on_event, traced, cut)
-            except RunDeadlineExceeded as exc:
-                _record_outcome(traced, exc.result)
-                raise
-            _record_outcome(traced, result, None if judge is None else judge(result.state))
-            return replace(
-                result, trace_file=traced.trace_file, trace_id=traced.trace_id,
-                calibration=calibration,
-            )  # fmt: skip
+    """Run ``graph`` under ``profile``'s deadline (already set for this run) with
+    ``executor`` serving its LLM calls; :class:`~agentrt.Runtime` builds the parts.
+    ``on_cut`` is handed a graph cut at the hard deadline, still unwinding."""
+    observer = observer or RunObserver()
+    spec = profile.spec
+    hard = Deadline.after(spec.deadline_s, clock=executor.clock, soft_margin_s=spec.reserve_s)
+    manager = BudgetManager(hard, profile, topology, policy)
+    scope = RunScope(
+        manager, executor, asyncio.get_running_loop(), answer_spec,
+        graph_name=str(graph_path or getattr(graph, "name", None) or "graph"),
+    )  # fmt: skip
+    with workflow_span(
+        graph_key(scope.graph_name), deadline=hard, task_seed=observer.task_seed,
+        profile=None if profile_name is None else str(profile_name),
+    ) as traced:  # fmt: skip
+        try:
+            result = await _drive(
+                graph, input, config, context, scope, observer.on_event, traced, lag, on_cut
+            )
+        except RunDeadlineExceeded as exc:
+            _record_outcome(traced, exc.result)
+            raise
+        correct = None if observer.judge is None else observer.judge(result.state)
+        _record_outcome(traced, result, correct)
+        return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
 
 
 def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | None = None) -> None:
@@ -349,26 +216,6 @@ def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | Non
     )
 
 
-@contextlib.asynccontextmanager
-async def _settled(cut: list[asyncio.Task[None]], *, owned: bool) -> AsyncIterator[None]:
-    """On the way out of a run on its own pool, let a graph cut at the hard
-    deadline finish unwinding before the pool closes (and export its spans)."""
-    try:
-        yield
-    finally:
-        if owned and cut:
-            with contextlib.suppress(TimeoutError):
-                async with timeout_after(UNWIND_WAIT_S):
-                    await asyncio.wait(cut)
-            flush_traces()
-
-
-def _check_deadline(deadline: float) -> float:
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0:
-        raise ConfigurationError(f"deadline must be a positive number of seconds, got {deadline!r}")
-    return float(deadline)
-
-
 async def _drive(
     graph: Any,
     input: Any,
@@ -377,7 +224,8 @@ async def _drive(
     scope: RunScope,
     on_event: Callable[[RunEvent], None] | None,
     traced: WorkflowSpan,
-    cut: list[asyncio.Task[None]],
+    lag: LoopLag,
+    on_cut: Callable[[asyncio.Task[None]], None] | None,
 ) -> RunResult:
     manager = scope.manager
     deadline = manager.deadline
@@ -387,7 +235,7 @@ async def _drive(
     refusal: Exception | None = None
     run_id = str(uuid.uuid4())
     run_config = {**(config or {}), "run_id": run_id}
-    with run_scope(scope), loop_lag().measuring() as lag:
+    with run_scope(scope), lag.measuring():
         drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control, lag))
         streaming = asyncio.create_task(
             _stream(graph, input, run_config, context, control, progress, manager, on_event,
@@ -411,9 +259,8 @@ async def _drive(
             drain.cancel()
             if not streaming.done():  # cut: cancel the graph, do not wait for it to unwind
                 streaming.cancel()
-                _UNWINDING.add(streaming)
-                streaming.add_done_callback(_unwound)
-                cut.append(streaming)
+                if on_cut is not None:
+                    on_cut(streaming)
     report = manager.report()
     cut_calls = sum(1 for c in scope.calls if c.result.degraded)
     if reason is None and (report.degraded or cut_calls):
@@ -452,27 +299,6 @@ async def _stream(
     )
     async for mode, chunk in stream:
         _observe(mode, chunk, progress, manager, on_event, traced)
-
-
-_UNWINDING: set[asyncio.Task[None]] = set()
-"""Graphs cut at their hard deadline and still unwinding (kept referenced until done)."""
-
-
-def _unwound(task: asyncio.Task[None]) -> None:
-    _UNWINDING.discard(task)
-    if not task.cancelled():
-        task.exception()  # a cut graph may end in an error: it is retrieved, not raised
-
-
-async def settle_cut_runs(timeout_s: float = math.inf) -> None:
-    """Wait (up to ``timeout_s``) for graphs cut at their hard deadline to finish
-    unwinding: their LLM streams closed, their spans ended."""
-    pending = set(_UNWINDING)
-    if not pending:
-        return
-    with contextlib.suppress(TimeoutError):
-        async with timeout_after(timeout_s):
-            await asyncio.wait(pending)
 
 
 def _observe(
@@ -554,8 +380,3 @@ def sync_nodes(graph: Any) -> tuple[str, ...]:
         if not name.startswith("__") and getattr(bound, "func", None) is not None:
             names.append(name)
     return tuple(sorted(names))
-
-
-def run_sync(graph: Any, input: Any, *, deadline: float, **options: Any) -> RunResult:
-    """The sync twin of :func:`run` (starts its own event loop)."""
-    return asyncio.run(run(graph, input, deadline=deadline, **options))

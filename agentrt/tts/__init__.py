@@ -35,6 +35,7 @@ from agentrt.tts._greedy_search import plan_greedy_parallelism
 from agentrt.tts._hedging import HedgePolicy, TokenBucket
 from agentrt.tts._latency import LatencyModel, SpeculativeModel, TTFTModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._length_online import LengthState, OnlineLength
 from agentrt.tts._math_answers import MathEquivalent
 from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
 from agentrt.tts._online import (
@@ -102,6 +103,7 @@ __all__ = [
     "LatencyModel",
     "LatencyObservation",
     "LengthModel",
+    "LengthState",
     "Majority",
     "MathEquivalent",
     "MeanLogprobScorer",
@@ -109,6 +111,7 @@ __all__ = [
     "NoObserver",
     "NormalisedString",
     "OnlineLatency",
+    "OnlineLength",
     "OnlineState",
     "Plan",
     "PlanInputs",

@@ -26,7 +26,7 @@ from agentrt.core._errors import (
     NoHealthyEndpoint,
     ProtocolError,
 )
-from agentrt.core._lag import loop_lag
+from agentrt.core._lag import LoopLag
 from agentrt.pool._endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool._events import RequestSent
 from agentrt.pool._pool import Backend
@@ -36,15 +36,17 @@ from agentrt.tts._accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts._answers import AnswerSpec, LastNumber
 from agentrt.tts._branch import BranchView
 from agentrt.tts._config import TTSConfig
-from agentrt.tts._hedging import HedgePolicy, hedge_at, hedge_delay_s, shared_bucket
+from agentrt.tts._hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._length_online import OnlineLength
 from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
 from agentrt.tts._online import OnlineLatency, stream_observations
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
     SearchSpace,
+    plan_fallback,
     plan_for_deadline,
     plan_with_penalty,
     predict,
@@ -57,6 +59,9 @@ __all__ = ["CallModels", "QueryAccuracy", "TTSExecutor", "estimate_prompt_tokens
 
 DECIDE_MARGIN_S = 0.01
 """Reading stops this long before the slice ends, to decide and return inside it."""
+FALLBACK_MIN_TOKENS = 8
+"""The tightest token cap the fallback (:meth:`TTSExecutor._fallback_plan`) gives a
+greedy call: fewer tokens rarely hold an answer."""
 LAG_SHARE_MAX = 0.5
 """Reading also stops early by the event loop's recent lag (:mod:`agentrt.core._lag`),
 but by at most this share of the time left: a late loop returns the result late
@@ -210,7 +215,11 @@ class TTSExecutor:
     ``online``, when given, corrects ``models.latency`` with what every stream
     of every call (hedges and re-issues included) actually took, and widens
     the SLA quantile by the correction's uncertainty (:mod:`agentrt.tts._online`);
-    one estimator may be shared by many executors.
+    one estimator may be shared by many executors. ``lengths`` likewise learns
+    each call site's output length from its branches (:mod:`agentrt.tts._length_online`).
+    ``hedge_bucket`` is the hedge budget to draw on (a :class:`~agentrt.Runtime`
+    shares one per pool; without it the executor has its own); ``lag`` is the
+    event loop's lag monitor, by whose margin reading stops early (none: no margin).
     """
 
     def __init__(
@@ -230,6 +239,9 @@ class TTSExecutor:
         hedge: HedgePolicy | bool | None = True,
         observer: CallObserver | None = None,
         online: OnlineLatency | None = None,
+        lengths: OnlineLength | None = None,
+        hedge_bucket: TokenBucket | None = None,
+        lag: LoopLag | None = None,
     ) -> None:
         if objective not in ("deadline", "penalty"):
             raise ConfigurationError(
@@ -255,9 +267,18 @@ class TTSExecutor:
         self._clock = clock or current_clock()
         self._calls = 0
         self.hedge = HedgePolicy.coerce(hedge)
-        self.hedge_bucket = None if self.hedge is None else shared_bucket(backend, self.hedge)
+        self.hedge_bucket: TokenBucket | None = None
+        if self.hedge is not None:
+            self.hedge_bucket = hedge_bucket or TokenBucket.for_policy(self.hedge)
         self.observer: CallObserver = observer or NoObserver()
         self.online = online
+        self.lengths = lengths
+        self.lag = lag
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this executor's slices and deadlines run on."""
+        return self._clock
 
     # -- planning -----------------------------------------------------------------
 
@@ -269,9 +290,10 @@ class TTSExecutor:
         load: Mapping[str, int] | None = None,
         length: LengthModel | None = None,
         siblings: int = 0,
+        space: SearchSpace | None = None,
     ) -> Plan:
         """The config this executor would run for ``messages`` in ``slice_s`` (pure)."""
-        inputs = self._inputs(messages, slice_s, load or {}, length, siblings)
+        inputs = self._inputs(messages, slice_s, load or {}, length, siblings, space)
         if self.objective == "penalty":
             return plan_with_penalty(
                 inputs, lambda_tokens=self.lambda_tokens, lambda_latency_s=self.lambda_latency_s
@@ -285,6 +307,7 @@ class TTSExecutor:
         load: Mapping[str, int],
         length: LengthModel | None = None,
         siblings: int = 0,
+        space: SearchSpace | None = None,
     ) -> PlanInputs:
         latency = self.models.latency
         spreads: dict[str, tuple[float, float]] = {}
@@ -301,20 +324,22 @@ class TTSExecutor:
             accuracy_model=self.models.accuracy_for(messages),
             sla_quantile=self.sla_quantile,
             load=load,
-            space=self.space,
+            space=space or self.space,
         )
 
     def _fixed_plan(self, messages: Sequence[Message], config: TTSConfig, slice_s: float) -> Plan:
         prediction = predict(config, self._inputs(messages, slice_s, {}))
         return Plan("deadline", config, prediction, f"fixed: {config.label}", slice_s, 1, 1)
 
-    def _fallback_plan(self, messages: Sequence[Message], refused: Plan) -> Plan:
-        config = TTSConfig("single", 1, group=self.space.groups[0],
-                           max_tokens=min(self.space.max_tokens_choices))  # fmt: skip
-        prediction = predict(config, self._inputs(messages, refused.slice_s, {}))
-        reason = f"{refused.reason}; degraded to {config.label}"
-        return Plan(refused.objective, config, prediction, reason, refused.slice_s,
-                    refused.considered, 0)  # fmt: skip
+    def _fallback_plan(
+        self,
+        messages: Sequence[Message],
+        refused: Plan,
+        load: Mapping[str, int],
+        space: SearchSpace | None = None,
+    ) -> Plan:
+        inputs = self._inputs(messages, refused.slice_s, load, space=space)
+        return plan_fallback(inputs, refused, min_tokens=FALLBACK_MIN_TOKENS)
 
     def _live_load(self) -> dict[str, int]:
         """Sequences already on the least-loaded endpoint of each group (where the
@@ -345,8 +370,16 @@ class TTSExecutor:
         stop: Sequence[str] = (),
         length: LengthModel | None = None,
         siblings: int = 0,
+        call_site: str | None = None,
+        space: SearchSpace | None = None,
     ) -> Result:
         """Plan and run one call inside ``slice_s`` (and the ambient deadline).
+
+        ``length`` is the call site's output-length prior; with ``lengths`` (an
+        :class:`OnlineLength`) and a ``call_site`` the plan uses what that site's
+        branches generated so far, and learns from this call's. ``space`` narrows
+        the configs for this call (a chat model's own ``max_tokens`` or
+        ``temperature=0``); by default the executor's.
 
         It always returns by the slice's end (plus a small margin): cut short,
         the result decides from what it has and says ``degraded``. The call is
@@ -358,9 +391,11 @@ class TTSExecutor:
             prompt_tokens_estimate=estimate_prompt_tokens(messages),
         )  # fmt: skip
         with self.observer.call(started) as recorder:
+            if self.lengths is not None and call_site is not None:
+                length = self.lengths.model(call_site, length or self.models.length)
             result = await self._run(
                 messages, slice_s, deadline, answer_spec, config, stop, length, siblings,
-                recorder,
+                recorder, space, call_site,
             )  # fmt: skip
             recorder.finished(result)
             return result
@@ -376,6 +411,8 @@ class TTSExecutor:
         length: LengthModel | None = None,
         siblings: int = 0,
         recorder: CallRecorder | None = None,
+        space: SearchSpace | None = None,
+        call_site: str | None = None,
     ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
@@ -386,34 +423,30 @@ class TTSExecutor:
             available_s = 1e9
         spec = answer_spec or LastNumber()
         degraded: list[str] = []
-        planned = config is None
         plan_load: Mapping[str, int] = {}
         if config is not None:
             plan = self._fixed_plan(messages, config, available_s)
         else:
             plan_load = self._live_load()
             plan = self.plan(
-                messages, available_s, load=plan_load, length=length, siblings=siblings
-            )
+                messages, available_s, load=plan_load, length=length, siblings=siblings,
+                space=space,
+            )  # fmt: skip
             if plan.refused:
+                fallback = self._fallback_plan(messages, plan, plan_load, space)
                 if self.on_refusal == "raise":
-                    cheapest = self._fallback_plan(messages, plan)
                     minimum = (
-                        cheapest.prediction.latency_quantile_s if cheapest.prediction else math.inf
+                        fallback.prediction.latency_quantile_s if fallback.prediction else math.inf
                     )
                     raise BudgetRefused("LLM call", available_s, minimum)
-                plan = self._fallback_plan(messages, plan)
-                planned, plan_load = False, {}
-                degraded.append("refused by the planner: ran the cheapest config")
+                plan, siblings = fallback, 0
+                degraded.append("refused by the planner: ran the cheapest call that can answer")
         assert plan.config is not None
         strategy = strategy_for(plan.config, spec)
         hedge: _HedgeTiming | None = None
         if self.hedge is not None and plan.prediction is not None:
             # The trigger is read off the same inputs (load included) the plan used.
-            inputs = self._inputs(
-                messages, available_s, plan_load,
-                length if planned else None, siblings if planned else 0,
-            )  # fmt: skip
+            inputs = self._inputs(messages, available_s, plan_load, length, siblings, space)
             hedge = _HedgeTiming(
                 delay_s=hedge_delay_s(plan.config, inputs, self.hedge),
                 expected_s=plan.prediction.latency_mean_s,
@@ -428,9 +461,10 @@ class TTSExecutor:
         finally:
             # Learn from every stream, even of a call that failed or was cancelled,
             # at the prompt estimate the planner uses (the factor absorbs its bias).
-            load = plan_load.get(plan.config.group, 0)
-            load += siblings * plan.config.n if planned else 0
+            load = plan_load.get(plan.config.group, 0) + siblings * plan.config.n
             self._learn(attempt, plan.config, load, estimate_prompt_tokens(messages))
+            if self.lengths is not None and call_site is not None:
+                self._learn_lengths(call_site, attempt)
         result = await self._result(
             messages, plan, strategy, spec, attempt, started, call_deadline, degraded
         )
@@ -450,6 +484,15 @@ class TTSExecutor:
                 )
             )  # fmt: skip
 
+    def _learn_lengths(self, call_site: str, attempt: _Attempt) -> None:
+        """Tell the length learner what each branch of the call generated: a branch
+        that finished for its cap, or never finished, only says "at least"."""
+        assert self.lengths is not None
+        for record in attempt.records or attempt.current():
+            capped = not record.finished or record.finish_reason == "length"
+            if record.tokens > 0:
+                self.lengths.observe(call_site, record.tokens, capped=capped)
+
     async def _stream_branches(
         self,
         messages: Sequence[Message],
@@ -465,7 +508,8 @@ class TTSExecutor:
             attempt = _Attempt(wanted=config.n)
         options = strategy.request_options(config, seed=self.run_seed * 1_000_003 + self._calls)
         now = self._clock.now()
-        early_s = min(loop_lag().margin_s(), LAG_SHARE_MAX * max(0.0, deadline.hard_at - now))
+        lag_s = 0.0 if self.lag is None else self.lag.margin_s()
+        early_s = min(lag_s, LAG_SHARE_MAX * max(0.0, deadline.hard_at - now))
         read_until = Deadline(
             hard_at=deadline.hard_at - DECIDE_MARGIN_S - early_s, clock=self._clock,
             started_at=now, scope="call",

@@ -6,6 +6,9 @@ duplicate request for its missing branches on another endpoint of the group;
 the first branches to finish count, the rest are cancelled. A
 :class:`TokenBucket` bounds hedges to about ``budget_ratio`` of calls: each
 call deposits ``budget_ratio`` tokens (up to ``burst``), a hedge spends one.
+Hedges load the servers, so the bucket is the pool's: an
+:class:`~agentrt.Runtime` keeps one per pool and policy, shared by every
+executor and run on it, rather than a fresh burst for each new executor.
 
 Everything here is pure or a few lines of state; the executor does the I/O.
 """
@@ -13,14 +16,13 @@ Everything here is pure or a few lines of state; the executor does the I/O.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field, replace
 
 from agentrt.core._errors import ConfigurationError
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._planner import PlanInputs, predict
 
-__all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s", "shared_bucket"]
+__all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s"]
 
 _ROUNDING = 1e-9
 
@@ -108,21 +110,6 @@ class TokenBucket:
             return False
         self.tokens = max(0.0, self.tokens - 1.0)
         return True
-
-
-_BUCKETS: weakref.WeakKeyDictionary[object, dict[HedgePolicy, TokenBucket]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shared_bucket(backend: object, policy: HedgePolicy) -> TokenBucket:
-    """The one bucket of ``policy`` on ``backend``: hedges load the servers, so
-    their budget is the pool's, shared by every executor (and run) using it, not
-    a fresh burst for each new executor."""
-    by_policy = _BUCKETS.setdefault(backend, {})
-    if policy not in by_policy:
-        by_policy[policy] = TokenBucket.for_policy(policy)
-    return by_policy[policy]
 
 
 def hedge_delay_s(config: TTSConfig, inputs: PlanInputs, policy: HedgePolicy) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from types import MappingProxyType
 from typing import Literal
@@ -37,6 +37,7 @@ __all__ = [
     "PlanInputs",
     "Prediction",
     "SearchSpace",
+    "plan_fallback",
     "plan_for_deadline",
     "plan_with_penalty",
     "predict",
@@ -280,6 +281,46 @@ def plan_for_deadline(inputs: PlanInputs) -> Plan:
     return Plan(
         "deadline", best.config, best, reason, inputs.slice_s, len(predictions), len(fitting)
     )
+
+
+def plan_fallback(inputs: PlanInputs, refused: Plan, *, min_tokens: int = 8) -> Plan:
+    """What to run when nothing fits (``refused``): the cheapest call that can still
+    produce an answer, never a wide config that cannot finish.
+
+    That is one greedy branch (``single@1``) on the group predicted fastest, with
+    the largest token cap (the space's smallest choice, halved down to
+    ``min_tokens``) whose predicted *mean* latency fits the slice: a best effort
+    planned at the mean, since no cap fits at the SLA quantile. When even
+    ``min_tokens`` does not fit at the mean, it runs capped at ``min_tokens``,
+    the slice cuts it and the answer is decided from its partial text.
+    """
+    caps = []
+    cap = min(inputs.space.max_tokens_choices)
+    while cap > min_tokens:
+        caps.append(cap)
+        cap //= 2
+    caps.append(min(min_tokens, min(inputs.space.max_tokens_choices)))
+    groups = [g for g in inputs.space.groups if g in inputs.latency_models]
+    if not groups:
+        raise ConfigurationError(
+            f"no latency model for any group of the search space {inputs.space.groups}"
+        )
+    solo = replace(inputs, siblings=0)
+    chosen: Prediction | None = None
+    for cap in caps:
+        options = [predict(TTSConfig("single", 1, g, cap), solo) for g in groups]
+        chosen = min(options, key=lambda p: (p.latency_mean_s, p.config))
+        if chosen.latency_mean_s <= inputs.slice_s:
+            break
+    assert chosen is not None
+    fits = "fits" if chosen.latency_mean_s <= inputs.slice_s else "does not fit either"
+    reason = (
+        f"{refused.reason}; ran the cheapest call that can answer instead: "
+        f"{chosen.config.label}, greedy, capped at {chosen.config.max_tokens} tokens "
+        f"(predicted mean {chosen.latency_mean_s:.3f}s {fits} the slice)"
+    )
+    return Plan(refused.objective, chosen.config, chosen, reason, inputs.slice_s,
+                refused.considered, 0)  # fmt: skip
 
 
 def plan_with_penalty(inputs: PlanInputs, *, lambda_tokens: float, lambda_latency_s: float) -> Plan:

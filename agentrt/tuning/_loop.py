@@ -19,7 +19,8 @@ from agentrt.core._settings import Settings
 from agentrt.core._stats import share
 from agentrt.langgraph._inputs import graph_input, task_judge
 from agentrt.langgraph._loading import graph_key, load_graph
-from agentrt.langgraph._runner import run
+from agentrt.langgraph._runner import RunObserver
+from agentrt.langgraph._runtime import Runtime
 from agentrt.pool._endpoint import EndpointSpec
 from agentrt.pool._local import LocalPool
 from agentrt.pool._pool import EndpointPool
@@ -85,12 +86,13 @@ async def traced_runs(
     files: list[Path] = []
     try:
         async with EndpointPool(list(endpoints or LocalPool().endpoints())) as pool:
+            runtime = Runtime(pool=pool, latency=latency)
             for seed in seeds:
                 graph_in, task = graph_input(loaded, None, seed)
-                result = await run(
+                result = await runtime.run(
                     loaded.graph, graph_in, deadline=deadline_s, profile=chosen,
-                    latency=latency, graph_path=loaded.path, pool=pool, run_seed=seed,
-                    judge=task_judge(task, loaded), task_seed=seed,
+                    graph_path=loaded.path, run_seed=seed,
+                    observer=RunObserver(judge=task_judge(task, loaded), task_seed=seed),
                 )  # fmt: skip
                 if result.trace_file is not None:
                     files.append(result.trace_file)

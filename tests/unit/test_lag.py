@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentrt.core._lag import LagWindow, LoopLag, loop_lag
+from agentrt.core._lag import LagWindow, LoopLag
 
 
 def test_the_margin_is_the_largest_lateness_within_the_horizon() -> None:
@@ -51,5 +51,9 @@ async def test_the_probe_measures_lateness_while_someone_measures() -> None:
     assert not lag.probing  # stopped with its last user
 
 
-async def test_one_probe_per_event_loop() -> None:
-    assert loop_lag() is loop_lag()
+async def test_a_runtime_has_one_probe_per_event_loop() -> None:
+    from agentrt.langgraph import Runtime
+
+    runtime = Runtime()
+    assert runtime.loop_lag() is runtime.loop_lag()
+    assert Runtime().loop_lag() is not runtime.loop_lag(), "no lag state shared across runtimes"

@@ -175,15 +175,16 @@ def test_failed_start_is_diagnosed() -> None:
 
 
 def test_runs_plan_greedy_only_groups_from_the_pool() -> None:
-    """``agentrt.run`` builds its executor's search space from the pool's endpoints."""
+    """A runtime builds its runs' search space from the pool's endpoints."""
     from agentrt.budget._profile import BudgetProfile
-    from agentrt.langgraph._runner import _executor
+    from agentrt.langgraph import Runtime
     from agentrt.pool import EndpointPool
 
     pool = EndpointPool([
         EndpointSpec(url="http://a:1"),
         EndpointSpec(url="http://b:1", group=SPEC_GROUP, greedy_only=True),
     ])  # fmt: skip
-    space = _executor(pool, BudgetProfile.default(), None, 0).space
+    runtime = Runtime(pool=pool)
+    space = runtime._run_executor(pool, runtime._known(pool), BudgetProfile.default(), 0).space
     assert space.greedy_only_groups == (SPEC_GROUP,)
     assert {c.strategy for c in space.configs() if c.group == SPEC_GROUP} == {"single"}

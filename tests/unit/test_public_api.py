@@ -16,7 +16,8 @@ EXPECTED = {
     "AgentrtError", "AnswerSpec", "Budget", "BudgetProfile", "BudgetRefused", "ChatRequest",
     "Clock", "ConfigurationError", "Deadline", "DeadlineExceeded", "EndpointPool",
     "EndpointSpec", "FakeClock", "LastNumber", "LocalPool", "Result", "RunDeadlineExceeded",
-    "RunError", "RunEvent", "RunResult", "TTSChatModel", "TTSConfig", "TTSExecutor",
+    "RunError", "RunEvent", "RunObserver", "RunResult", "Runtime", "TTSChatModel", "TTSConfig",
+    "TTSExecutor",
     "current_deadline", "deadline_scope", "get_budget", "load_graph", "load_profile", "run",
     "run_sync",
 }  # fmt: skip

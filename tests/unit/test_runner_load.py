@@ -3,7 +3,7 @@
 At the hard deadline a run returns its result at once; the cut graph unwinds
 after (on a congested event loop each turn of that unwinding would add to the
 overshoot). A run on its own pool waits for the unwinding before closing it.
-A graph's topology and a profile file are read once, not once per run.
+A runtime draws a graph's topology and parses a profile file once, not once per run.
 
 No server: the graph's node never calls an LLM, it only waits to be cut, then
 takes a few turns of the event loop to clean up, as a closing stream does.
@@ -22,14 +22,9 @@ from langgraph.graph import END, START, StateGraph
 
 from agentrt.core._clock import FakeClock, MonotonicClock
 from agentrt.core._deadline import Deadline
-from agentrt.core._lag import LoopLag, loop_lag
-from agentrt.langgraph._runner import (
-    _finish_or_cut,
-    _load_profile_cached,
-    _topology,
-    run,
-    settle_cut_runs,
-)
+from agentrt.core._lag import LoopLag
+from agentrt.langgraph._runner import _finish_or_cut
+from agentrt.langgraph._runtime import Runtime
 from agentrt.pool import EndpointPool, EndpointSpec
 
 UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
@@ -64,30 +59,31 @@ async def test_the_result_returns_before_the_cut_graph_unwinds() -> None:
     log: list[str] = []
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
     try:
-        result = await run(_slow_graph(log), {"started": True}, deadline=0.2, pool=pool,
-                           clock=FakeClock(autojump=True))  # fmt: skip
+        runtime = Runtime(pool=pool, clock=FakeClock(autojump=True))
+        result = await runtime.run(_slow_graph(log), {"started": True}, deadline=0.2)
         assert result.degraded and result.reason is not None
         assert "hard deadline" in result.reason
         assert result.elapsed_s == pytest.approx(0.2, abs=0.01)  # less any lag margin
         assert result.cut == ("slow",)
         assert result.state == {"started": True}  # the last consistent state
         assert log == ["started"], "returned without waiting for the node to unwind"
-        await settle_cut_runs()
+        assert runtime.unwinding == 1
+        await runtime.settle()
+        assert runtime.unwinding == 0
         assert log == ["started", "unwound"], "the cut node was cancelled and cleaned up"
     finally:
         await pool.aclose()
 
 
 async def test_on_a_lagging_loop_the_cut_comes_early_by_the_lag() -> None:
-    loop_lag().window.add(MonotonicClock().now(), 0.15)  # lately its timers ran 150 ms late
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    runtime = Runtime(pool=pool, clock=FakeClock(autojump=True))
+    runtime.loop_lag().window.add(MonotonicClock().now(), 0.15)  # its timers ran 150 ms late
     try:
-        clock = FakeClock(autojump=True)
-        result = await run(_slow_graph([]), {"started": True}, deadline=0.4, pool=pool,
-                           clock=clock)  # fmt: skip
+        result = await runtime.run(_slow_graph([]), {"started": True}, deadline=0.4)
     finally:
         await pool.aclose()
-        await settle_cut_runs()
+        await runtime.settle()
     assert result.reason is not None
     assert "hard deadline" in result.reason and "early for the event loop's lag" in result.reason
     assert result.elapsed_s <= 0.4 - 0.15 + 1e-9  # armed 150 ms early on the run's clock
@@ -95,31 +91,34 @@ async def test_on_a_lagging_loop_the_cut_comes_early_by_the_lag() -> None:
 
 async def test_a_run_on_its_own_pool_lets_the_cut_graph_unwind_first() -> None:
     log: list[str] = []
-    result = await run(_slow_graph(log), {"started": True}, deadline=0.2,
-                       endpoints=[UNREACHABLE], clock=FakeClock(autojump=True))  # fmt: skip
+    runtime = Runtime(endpoints=[UNREACHABLE], clock=FakeClock(autojump=True))
+    result = await runtime.run(_slow_graph(log), {"started": True}, deadline=0.2)
     assert result.reason is not None and "hard deadline" in result.reason
     assert log == ["started", "unwound"]
 
 
 async def test_settling_with_nothing_cut_returns_at_once() -> None:
-    await settle_cut_runs(timeout_s=0.0)
+    await Runtime().settle(timeout_s=0.0)
 
 
-def test_a_graph_is_drawn_once() -> None:
+def test_a_graph_is_drawn_once_per_runtime() -> None:
     graph = _slow_graph([])
-    assert _topology(graph) is _topology(graph)
-    assert _topology(graph).nodes == ("slow",)
-    assert _topology(_slow_graph([])) is not _topology(graph)
+    runtime = Runtime()
+    assert runtime._topology(graph) is runtime._topology(graph)
+    assert runtime._topology(graph).nodes == ("slow",)
+    assert runtime._topology(_slow_graph([])) is not runtime._topology(graph)
+    assert Runtime()._topology(graph) is not runtime._topology(graph), "no state across runtimes"
 
 
 def test_a_profile_file_is_parsed_once_per_version(tmp_path: Path) -> None:
     path = tmp_path / "math.toml"
     shutil.copy("budgets/math.toml", path)
-    first = _load_profile_cached(path)
-    assert _load_profile_cached(path) is first
+    runtime = Runtime()
+    first = runtime._profile(path)
+    assert runtime._profile(path) is first
     text = path.read_text(encoding="utf-8").replace("reserve_s = 0.25", "reserve_s = 0.5")
     path.write_text(text, encoding="utf-8")  # a tuned profile written between runs
-    again = _load_profile_cached(path)
+    again = runtime._profile(path)
     assert again is not first and again.spec.reserve_s == 0.5
 
 
@@ -185,12 +184,13 @@ async def test_a_wrap_up_step_starting_just_after_the_soft_instant_still_runs() 
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
     clock = FakeClock(autojump=True)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    runtime = Runtime(pool=pool, clock=clock)
     try:
-        result = await run(_work_then_finish(0.03, clock), {}, deadline=1.2, profile=profile,
-                           pool=pool, clock=clock)  # fmt: skip
+        result = await runtime.run(_work_then_finish(0.03, clock), {}, deadline=1.2,
+                                   profile=profile)  # fmt: skip
     finally:
         await pool.aclose()
-        await settle_cut_runs()
+        await runtime.settle()
     assert result.state.get("done") is True, result.reason
     assert not result.cut
 
@@ -201,12 +201,13 @@ async def test_a_run_still_working_late_in_the_reserve_is_drained() -> None:
     profile = BudgetProfile.default().with_spec(reserve_s=0.3)
     clock = FakeClock(autojump=True)
     pool = EndpointPool([UNREACHABLE], health_interval_s=0)
+    runtime = Runtime(pool=pool, clock=clock)
     try:
         # work ends 0.2 s past the soft instant: past the drain (0.15 s in), before the cut.
-        result = await run(_work_then_finish(0.2, clock), {}, deadline=1.2, profile=profile,
-                           pool=pool, clock=clock)  # fmt: skip
+        result = await runtime.run(_work_then_finish(0.2, clock), {}, deadline=1.2,
+                                   profile=profile)  # fmt: skip
     finally:
         await pool.aclose()
-        await settle_cut_runs()
+        await runtime.settle()
     assert result.degraded and result.reason is not None and "soft deadline" in result.reason
     assert "done" not in result.state and result.state.get("started") is True

@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentrt.budget import BudgetProfile
-from agentrt.langgraph._runner import RunDeadlineExceeded, RunResult, run, settle_cut_runs
+from agentrt.langgraph._runner import RunDeadlineExceeded, RunResult
+from agentrt.langgraph._runtime import Runtime
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tracing import AGENTRT, use_tracer_provider
 
@@ -52,12 +53,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[EndpointPool]:
+async def runtime() -> AsyncIterator[Runtime]:
     opened = EndpointPool([UNREACHABLE], health_interval_s=0)
+    held = Runtime(pool=opened)
     try:
-        yield opened
+        yield held
     finally:
-        await settle_cut_runs()
+        await held.settle()
         await opened.aclose()
 
 
@@ -77,25 +79,34 @@ def _assert_agrees(attrs: dict[str, Any], result: RunResult) -> None:
 
 
 async def test_a_finished_run_and_its_span_agree(
-    spans: InMemorySpanExporter, pool: EndpointPool
+    spans: InMemorySpanExporter, runtime: Runtime
 ) -> None:
-    result = await run(_graph(wait=False), {}, deadline=5.0, pool=pool)
+    result = await runtime.run(_graph(wait=False), {}, deadline=5.0)
     assert result.state == {"done": True} and result.deadline_met
     _assert_agrees(_workflow(spans), result)
 
 
 async def test_a_run_cut_at_its_deadline_and_its_span_agree(
-    spans: InMemorySpanExporter, pool: EndpointPool
+    spans: InMemorySpanExporter, runtime: Runtime
 ) -> None:
-    result = await run(_graph(wait=True), {}, deadline=0.2, pool=pool)
+    result = await runtime.run(_graph(wait=True), {}, deadline=0.2)
     assert result.degraded and result.cut == ("step",)
     _assert_agrees(_workflow(spans), result)
 
 
 async def test_a_run_that_raises_at_its_deadline_and_its_span_agree(
-    spans: InMemorySpanExporter, pool: EndpointPool
+    spans: InMemorySpanExporter, runtime: Runtime
 ) -> None:
     profile = BudgetProfile.default().with_spec(on_expiry="raise")
     with pytest.raises(RunDeadlineExceeded) as info:
-        await run(_graph(wait=True), {}, deadline=0.2, pool=pool, profile=profile)
+        await runtime.run(_graph(wait=True), {}, deadline=0.2, profile=profile)
+    _assert_agrees(_workflow(spans), info.value.result)
+
+
+async def test_on_expiry_raise_can_be_asked_for_without_a_profile(
+    spans: InMemorySpanExporter, runtime: Runtime
+) -> None:
+    with pytest.raises(RunDeadlineExceeded) as info:
+        await runtime.run(_graph(wait=True), {}, deadline=0.2, on_expiry="raise")
+    assert info.value.result.cut == ("step",)
     _assert_agrees(_workflow(spans), info.value.result)

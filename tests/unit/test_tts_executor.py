@@ -9,7 +9,7 @@ import pytest
 
 from agentrt.core._clock import FakeClock, MonotonicClock
 from agentrt.core._errors import BudgetRefused
-from agentrt.core._lag import loop_lag
+from agentrt.core._lag import LoopLag
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._config import TTSConfig
@@ -163,9 +163,10 @@ async def test_reading_stops_early_by_the_loops_lag_up_to_half_the_slice(
 ) -> None:
     # A late loop hands the result over late by its lag; inside a run the hard cut
     # is armed early by the same lag, so reading must stop that much earlier.
-    lag = loop_lag()
+    lag = LoopLag()
     lag.window.add(MonotonicClock().now(), lag_s)
     async with pool_of(FakeCluster(a=FakeVLLM(chunks=answers_chunks(["7"]))), "a") as pool:
         backend = _RecordingBackend(pool)
-        await TTSExecutor(backend).run(MESSAGES, slice_s=1.0, config=TTSConfig("single", 1))
+        executor = TTSExecutor(backend, lag=lag)
+        await executor.run(MESSAGES, slice_s=1.0, config=TTSConfig("single", 1))
     assert backend.windows == [pytest.approx(window_s, abs=0.03)]

@@ -396,18 +396,23 @@ async def test_the_chat_span_says_the_call_was_hedged_and_who_won(
     assert branches == {True: "finished", False: "superseded"}
 
 
-def test_executors_on_one_pool_share_one_hedge_budget() -> None:
-    from agentrt.tts._hedging import shared_bucket
+async def test_executors_of_one_runtime_on_one_pool_share_one_hedge_budget() -> None:
+    from agentrt.langgraph import Runtime
+    from agentrt.pool import EndpointPool, EndpointSpec
 
-    class Pool:  # any backend object
-        pass
-
-    one, other = Pool(), Pool()
-    policy = HedgePolicy()
-    assert shared_bucket(one, policy) is shared_bucket(one, policy)
-    assert shared_bucket(one, policy) is not shared_bucket(other, policy)
-    first, second = TTSExecutor(one, observer=ChatSpans()), TTSExecutor(one, observer=ChatSpans())  # type: ignore[arg-type]
-    assert first.hedge_bucket is second.hedge_bucket
-    assert first.hedge_bucket is not None
-    first.hedge_bucket.tokens = 0.0
-    assert second.hedge_bucket is not None and not second.hedge_bucket.available
+    one = EndpointPool([EndpointSpec(url="http://127.0.0.1:9")], health_interval_s=0)
+    other = EndpointPool([EndpointSpec(url="http://127.0.0.1:10")], health_interval_s=0)
+    try:
+        runtime = Runtime(pool=one)
+        first, second = runtime.executor(), runtime.executor()
+        assert first.hedge_bucket is second.hedge_bucket
+        assert first.hedge_bucket is not None
+        first.hedge_bucket.tokens = 0.0
+        assert second.hedge_bucket is not None and not second.hedge_bucket.available
+        # Another pool, or another runtime, has its own budget; so has a bare executor.
+        assert runtime.executor(pool=other).hedge_bucket is not first.hedge_bucket
+        assert Runtime(pool=one).executor().hedge_bucket is not first.hedge_bucket
+        assert TTSExecutor(one).hedge_bucket is not first.hedge_bucket
+    finally:
+        await one.aclose()
+        await other.aclose()

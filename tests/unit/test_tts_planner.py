@@ -18,6 +18,7 @@ from agentrt.tts._length import LengthModel
 from agentrt.tts._planner import (
     PlanInputs,
     SearchSpace,
+    plan_fallback,
     plan_for_deadline,
     plan_with_penalty,
     predict,
@@ -246,3 +247,31 @@ def test_greedy_search_keeps_branches_off_greedy_only_groups() -> None:
     assert plan_greedy_parallelism(inputs(slice_s)).config == TTSConfig(
         "majority", 4, "spec", 256, 0.7
     )
+
+
+def test_when_nothing_fits_the_fallback_is_one_greedy_branch_with_the_cap_that_fits() -> None:
+    # A 0.9 s slice fits no config at p95 with a 128-token minimum cap; some cap fits at the mean.
+    space = SearchSpace(groups=("plain",), max_tokens_choices=(128, 256))
+    refused_inputs = inputs(0.9, space=space, latency_models={"plain": PLAIN})
+    refused = plan_for_deadline(refused_inputs)
+    assert refused.refused
+    plan = plan_fallback(refused_inputs, refused, min_tokens=8)
+    assert plan.config is not None and plan.prediction is not None
+    assert (plan.config.strategy, plan.config.n, plan.config.temperature) == ("single", 1, 0.0)
+    cap = plan.config.max_tokens
+    assert cap in (64, 32, 16, 8) and plan.prediction.latency_mean_s <= 0.9
+    twice = predict(TTSConfig("single", 1, "plain", 2 * cap), refused_inputs)
+    assert twice.latency_mean_s > 0.9, "the largest cap (halving from 128) whose mean fits"
+    assert "cheapest call that can answer" in plan.reason
+    assert f"capped at {cap} tokens" in plan.reason
+
+
+def test_the_fallback_picks_the_fastest_group_and_the_tightest_cap_when_even_that_fails() -> None:
+    slow = PLAIN.scaled(10.0, 10.0)
+    space = SearchSpace(groups=("slow", "plain"), max_tokens_choices=(64,))
+    models = {"slow": slow.__class__(**{**slow.__dict__, "group": "slow"}), "plain": PLAIN}
+    tight = inputs(0.05, space=space, latency_models=models)
+    plan = plan_fallback(tight, plan_for_deadline(tight), min_tokens=8)
+    assert plan.config is not None and plan.config.group == "plain"
+    assert plan.config.max_tokens == 8
+    assert "does not fit either" in plan.reason
