@@ -8,6 +8,12 @@ just past the largest deadline and is scored at every deadline from its
 latency (an overrun is wrong); a planner runs once per task and deadline with
 that deadline as its slice. The oracle is the best static config per deadline
 in hindsight.
+
+Every executor of the run shares one :class:`~agentrt.tts.OnlineLatency`, as
+the calls of one :class:`~agentrt.Runtime` do: each call teaches the latency
+models the next one plans with (statics included: their streams are evidence
+too). The run also reports the latency-prediction error of the planned calls:
+``|predicted mean - actual| / actual``, median and p90, with no offline tune.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agentrt.core._stats import quantile
 from agentrt.pool._endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool._pool import Backend
 from agentrt.tasks import Task, answer_key, answer_spec_for, suite
@@ -27,11 +34,12 @@ from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_token
 from agentrt.tts._greedy_search import plan_greedy_parallelism
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import PlanInputs, SearchSpace
 from agentrt.tts._result import Result
 from benchmarks.oracle import Outcome, best_static, score
 from benchmarks.plots import plot_frontier
-from benchmarks.registry import CALIBRATION, BenchContext, Benchmark, Measured, Tables
+from benchmarks.registry import BenchContext, Benchmark, Measured, Tables
 from benchmarks.results import BenchResult
 from benchmarks.tables import markdown_table
 
@@ -84,6 +92,7 @@ class _Context:
     latency: Mapping[str, LatencyModel]
     length: LengthModel
     seed: int
+    online: OnlineLatency | None = None
 
     @property
     def greedy_only(self) -> tuple[str, ...]:
@@ -95,7 +104,7 @@ class _Context:
             self.backend, models=models,
             space=self.plan.space(tuple(self.latency), self.greedy_only),
             sla_quantile=self.plan.sla_quantile, run_seed=self.seed * 10_007 + task_index,
-            **kwargs, observer=ChatSpans(),
+            **kwargs, observer=ChatSpans(), online=self.online,
         )  # fmt: skip
 
 
@@ -119,9 +128,10 @@ async def _planned(ctx: _Context, name: str, task: Task, i: int, deadline_s: flo
             lambda_latency_s=ctx.plan.lambda_latency_s,
         )  # fmt: skip
         return await executor.run(_messages(task), slice_s=deadline_s, answer_spec=spec)
+    latency = dict(ctx.latency) if ctx.online is None else ctx.online.corrected(ctx.latency)
     inputs = PlanInputs(
         slice_s=deadline_s, prompt_tokens=estimate_prompt_tokens(_messages(task)),
-        latency_models=ctx.latency, length_model=ctx.length, accuracy_model=AccuracyModel(),
+        latency_models=latency, length_model=ctx.length, accuracy_model=AccuracyModel(),
         sla_quantile=ctx.plan.sla_quantile,
         space=ctx.plan.space(tuple(ctx.latency), ctx.greedy_only),
     )  # fmt: skip
@@ -161,9 +171,11 @@ async def run_frontier(
     length: LengthModel,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    online: OnlineLatency | None = None,
 ) -> list[Outcome]:
-    """Every candidate on every task (interleaved, seeded order); the raw outcomes."""
-    ctx = _Context(backend, plan, latency, length, seed)
+    """Every candidate on every task (interleaved, seeded order); the raw outcomes.
+    ``online`` (shared by every call) corrects ``latency`` as the run goes."""
+    ctx = _Context(backend, plan, latency, length, seed, online)
     statics = static_configs(plan)
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
@@ -181,10 +193,41 @@ async def run_frontier(
                 latency_s=result.latency_s, tokens=result.completion_tokens,
                 deadline_s=deadline_s,
                 config=result.config.label if result.config else None,
+                predicted_s=_predicted_mean(result),
             ))  # fmt: skip
         if progress is not None:
             progress(f"task {i + 1}/{len(tasks)} done")
     return outcomes
+
+
+def _predicted_mean(result: Result) -> float | None:
+    prediction = result.plan.prediction
+    return None if prediction is None else prediction.latency_mean_s
+
+
+def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """Per planner: the absolute percentage error of its calls' predicted mean
+    latency against the actual latency (median and p90), over the run's first
+    and second half of tasks and the whole run."""
+    planned = [o for o in outcomes if o.deadline_s is not None and o.predicted_s is not None]
+    if not planned:
+        return []
+    half = (max(o.task for o in planned) + 1) / 2
+    rows = []
+    for name in PLANNERS:
+        mine = [o for o in planned if o.candidate == name]
+        for part, chosen in (("first half", [o for o in mine if o.task < half]),
+                             ("second half", [o for o in mine if o.task >= half]),
+                             ("all", mine)):  # fmt: skip
+            apes = sorted(abs(o.predicted_s - o.latency_s) / o.latency_s  # type: ignore[operator]
+                          for o in chosen if o.latency_s > 0)  # fmt: skip
+            if apes:
+                rows.append({
+                    "candidate": name, "tasks": part, "calls": len(apes),
+                    "ape_median": round(quantile(apes, 0.5), 3),
+                    "ape_p90": round(quantile(apes, 0.9), 3),
+                })  # fmt: skip
+    return rows
 
 
 def frontier_rows(
@@ -233,16 +276,18 @@ async def _measure(ctx: BenchContext) -> Measured:
     length = await fit_length(ctx.pool, warm or scored[: plan.warmup_tasks], plan.max_tokens,
                               ctx.seed)  # fmt: skip
     outcomes = await run_frontier(ctx.pool, plan, scored, latency=latency, length=length,
-                                  seed=ctx.seed, progress=ctx.console.print)  # fmt: skip
+                                  seed=ctx.seed, progress=ctx.console.print,
+                                  online=OnlineLatency())  # fmt: skip
     rows, bars = frontier_rows(outcomes, plan)
     parameters = {
         "tasks": str(ctx.tasks), "count": plan.tasks, "deadlines_s": list(plan.deadlines_s),
         "ns": list(plan.ns), "max_tokens": plan.max_tokens, "margin_s": plan.margin_s,
         "sla_quantile": plan.sla_quantile, "lambda_tokens": plan.lambda_tokens,
-        "lambda_latency_s": plan.lambda_latency_s, "calibration": str(CALIBRATION),
+        "lambda_latency_s": plan.lambda_latency_s, "calibration": str(ctx.calibration_file()),
+        "online": True,
         "length_model_samples": list(length.samples),
     }  # fmt: skip
-    return Measured(parameters, rows, {"bars": bars,
+    return Measured(parameters, rows, {"bars": bars, "prediction_error": prediction_error(outcomes),
                                        "outcomes": [o.__dict__ for o in outcomes]})  # fmt: skip
 
 
@@ -252,6 +297,9 @@ def _tables(result: BenchResult) -> Tables:
          markdown_table(result.rows)),
         ("bars: agentrt vs the best static config in hindsight",
          markdown_table(result.summary["bars"])),
+        ("latency-prediction error of the planned calls (|predicted mean - actual| / actual), "
+         "learned online, no offline tune",
+         markdown_table(result.summary.get("prediction_error", []))),
     ]  # fmt: skip
 
 

@@ -20,8 +20,10 @@ class Outcome:
     tokens: int = 0
     deadline_s: float | None = None
     config: str | None = None
+    predicted_s: float | None = None
     """``config``: the config that ran; ``deadline_s``: the deadline it ran under
-    (None: run once, scored at every deadline)."""
+    (None: run once, scored at every deadline); ``predicted_s``: the latency the
+    plan's models predicted for it (their mean, the point estimate)."""
 
 
 def within(outcome: Outcome, deadline_s: float, margin_s: float) -> bool:

@@ -31,11 +31,10 @@ from agentrt.pool._pool import EndpointPool
 from agentrt.pool._protocol import ChatRequest
 from agentrt.tracing import ChatSpans
 from agentrt.tracing._setup import TracingSettings, configure_tracing, shutdown_tracing
-from agentrt.tts._calibrate import load_latency_models
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._planner import SearchSpace
-from benchmarks.registry import CALIBRATION, BenchContext, Benchmark, Measured, Tables
+from benchmarks.registry import BenchContext, Benchmark, Measured, Tables
 from benchmarks.results import BenchResult
 from benchmarks.tables import markdown_table
 
@@ -172,7 +171,7 @@ def overhead_summary(pairs: Sequence[Pair]) -> dict[str, Any]:
 
 async def _measure(ctx: BenchContext) -> Measured:
     plan = OverheadPlan.quick() if ctx.quick else OverheadPlan()
-    pairs = await run_overhead(ctx.pool, plan, load_latency_models(CALIBRATION), ctx.seed)
+    pairs = await run_overhead(ctx.pool, plan, ctx.latency_models(), ctx.seed)
     parameters = {"pairs": plan.pairs, "max_tokens": plan.max_tokens, "warmup": plan.warmup,
                   "tracing": "jsonl exporter on", "profile": "budgets/default.toml"}  # fmt: skip
     return Measured(parameters, [p.__dict__ for p in pairs], overhead_summary(pairs))

@@ -18,6 +18,7 @@ from rich.console import Console
 from agentrt.core._settings import Settings
 from agentrt.pool._pool import EndpointPool
 from agentrt.tts._calibrate import load_latency_models
+from agentrt.tts._calibration_store import find_cached, pool_fingerprint_of
 from agentrt.tts._latency import LatencyModel
 from benchmarks.results import BenchResult
 
@@ -46,9 +47,20 @@ class BenchContext:
     def groups(self) -> list[str]:
         return sorted(self.pool.groups)
 
+    def calibration_file(self) -> Path:
+        """Where the pool's latency models come from: the calibration cached for its
+        fingerprint on this machine (``agentrt up`` measures one), else the checkout's
+        file (``agentrt calibrate``'s output, or the prior measured elsewhere)."""
+        settings = Settings(project_dir=CALIBRATION.parents[2])
+        if settings.calibration is not None:
+            return settings.calibration
+        cached = find_cached(settings, pool_fingerprint_of(self.pool, settings=settings))
+        return cached or CALIBRATION
+
     def latency_models(self) -> dict[str, LatencyModel]:
-        """The calibrated latency models of the groups this pool has."""
-        return {g: m for g, m in load_latency_models(CALIBRATION).items() if g in self.groups}
+        """The calibrated latency models of the groups this pool has (:meth:`calibration_file`)."""
+        models = load_latency_models(self.calibration_file())
+        return {g: m for g, m in models.items() if g in self.groups}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentrt.budget import load_profile
-from agentrt.langgraph import RunDeadlineExceeded, load_graph, run
+from agentrt.langgraph import RunDeadlineExceeded, Runtime, load_graph
 from agentrt.pool import EndpointSpec
 from agentrt.tts import LatencyModel
 
@@ -52,9 +52,9 @@ TIGHT_S = {"math": 2.5, "mapreduce": 2.0, "calculator": 3.0}
 async def run_graph(name: str, graph_input: dict[str, Any], deadline: float,
                     specs: list[EndpointSpec], **options: Any) -> Any:  # fmt: skip
     loaded = load_graph(f"graphs/{name}.py:graph")
-    result = await run(
+    result = await Runtime(endpoints=specs, latency=LATENCY).run(
         loaded.graph, graph_input, deadline=deadline, profile=loaded.optional("PROFILE"),
-        endpoints=specs, latency=LATENCY, graph_path=loaded.path, **options,
+        graph_path=loaded.path, **options,
     )  # fmt: skip
     return loaded, result
 
@@ -93,8 +93,9 @@ async def test_raise_mode_carries_what_the_run_had(all_specs: list[EndpointSpec]
     profile = load_profile(Path("budgets/math.toml")).with_spec(on_expiry="raise")
     loaded = load_graph("graphs/math.py:graph")
     with pytest.raises(RunDeadlineExceeded) as info:
-        await run(loaded.graph, EASY["math"][0], deadline=0.3, profile=profile,
-                  endpoints=all_specs, latency=LATENCY)  # fmt: skip
+        await Runtime(endpoints=all_specs, latency=LATENCY).run(
+            loaded.graph, EASY["math"][0], deadline=0.3, profile=profile
+        )
     assert info.value.scope == "run" and info.value.deadline_s == pytest.approx(0.3)
     assert info.value.result.state["problem"] == EASY["math"][0]["problem"]
 
