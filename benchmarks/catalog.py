@@ -6,6 +6,7 @@ from benchmarks import (
     branches,
     chaos,
     configs,
+    drift,
     frontier,
     hedging,
     load,
@@ -29,5 +30,6 @@ CATALOG: dict[str, Benchmark] = {
         chaos.BENCHMARK,
         load.BENCHMARK,
         hedging.BENCHMARK,
+        drift.BENCHMARK,
     )
 }

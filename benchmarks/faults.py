@@ -5,6 +5,11 @@ one upstream server. A test switches faults on and off while requests run:
 
 - ``delay_s``: every chunk a client sends waits this long before it goes
   upstream (a slow or far-away server: time to first byte grows);
+- ``slowdown``: stretch each response in time by this factor (a server that got
+  slower: TTFT and the time per token both grow). A response byte that came
+  from upstream ``t`` seconds after its request's first byte reached the
+  proxy goes to the client no earlier than ``slowdown * t`` after it
+  (:func:`release_at`); 1.0 changes nothing;
 - ``stall()`` / ``resume()``: stop forwarding in both directions, connections
   held open (a server that stops answering but does not hang up);
 - ``cut_after(n)``: close each connection after ``n`` more response bytes
@@ -20,14 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass, field
 
 from agentrt.core._clock import Clock, current_clock
+from agentrt.core._errors import ConfigurationError
 
-__all__ = ["FaultProxy"]
+__all__ = ["FaultProxy", "release_at"]
 
 LOOPBACK = "127.0.0.1"
 _CHUNK = 65536
+
+
+def release_at(start: float, arrival: float, slowdown: float) -> float:
+    """When a response chunk that arrived at ``arrival`` may go on to the client,
+    for a request whose first byte reached the proxy at ``start``: the time since
+    ``start`` stretched ``slowdown`` times (never before it arrived)."""
+    return max(arrival, start + slowdown * (arrival - start))
+
+
+def _checked_slowdown(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"FaultProxy.slowdown must be a number >= 1, got {value!r}")
+    if not (math.isfinite(value) and value >= 1.0):
+        raise ConfigurationError(f"FaultProxy.slowdown must be finite and >= 1, got {value!r}")
+    return float(value)
 
 
 @dataclass(eq=False)
@@ -38,6 +60,11 @@ class _Link:
     upstream: asyncio.StreamWriter
     response_bytes: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    request_started_at: float | None = None
+    """When the current request's first byte reached the proxy."""
+    answering: bool = False
+    """Response bytes came since that request began: the client's next bytes start
+    a new request (HTTP/1.1 keep-alive, no pipelining)."""
 
     def close(self) -> None:
         for writer in (self.client, self.upstream):
@@ -54,6 +81,7 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self._clock = clock or current_clock()
         self.delay_s = 0.0
+        self._slowdown = 1.0
         self.cut_after_bytes: int | None = None
         self.reject_status: int | None = None
         self.connections = 0
@@ -94,6 +122,15 @@ class FaultProxy:
 
     # -- faults -------------------------------------------------------------------
 
+    @property
+    def slowdown(self) -> float:
+        """How many times slower responses reach the client (1.0: as upstream sent them)."""
+        return self._slowdown
+
+    @slowdown.setter
+    def slowdown(self, value: float) -> None:
+        self._slowdown = _checked_slowdown(value)
+
     def stall(self) -> None:
         """Stop forwarding bytes (connections stay open) until :meth:`resume`."""
         self._flowing.clear()
@@ -120,6 +157,7 @@ class FaultProxy:
     def heal(self) -> None:
         """Switch every fault off (open connections that were cut stay closed)."""
         self.delay_s = 0.0
+        self._slowdown = 1.0
         self.cut_after_bytes = None
         self.reject_status = None
         self.resume()
@@ -166,6 +204,9 @@ class FaultProxy:
     async def _requests(self, reader: asyncio.StreamReader, link: _Link) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while chunk := await reader.read(_CHUNK):
+                if link.request_started_at is None or link.answering:
+                    link.request_started_at = self._clock.now()
+                    link.answering = False
                 if self.reject_status is not None:
                     await self._reject(link, self.reject_status)
                     return
@@ -176,8 +217,43 @@ class FaultProxy:
                 await link.upstream.drain()
 
     async def _responses(self, reader: asyncio.StreamReader, link: _Link) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while chunk := await reader.read(_CHUNK):
+        # Chunks are stamped as they arrive and released on their own schedule,
+        # so a slowed-down chunk does not delay the stamping of the next one.
+        arrived: asyncio.Queue[tuple[float, float, bytes] | None] = asyncio.Queue()
+        pump = asyncio.create_task(self._receive(reader, link, arrived))
+        try:
+            await self._release(link, arrived)
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _receive(
+        self,
+        reader: asyncio.StreamReader,
+        link: _Link,
+        arrived: asyncio.Queue[tuple[float, float, bytes] | None],
+    ) -> None:
+        try:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while chunk := await reader.read(_CHUNK):
+                    now = self._clock.now()
+                    link.answering = True
+                    start = link.request_started_at
+                    arrived.put_nowait((now if start is None else start, now, chunk))
+                    await self._flowing.wait()  # stalled: read no further, as upstream sees it
+        finally:
+            arrived.put_nowait(None)
+
+    async def _release(
+        self, link: _Link, arrived: asyncio.Queue[tuple[float, float, bytes] | None]
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while (item := await arrived.get()) is not None:
+                start, arrival, chunk = item
+                if self._slowdown > 1.0:
+                    wait_s = release_at(start, arrival, self._slowdown) - self._clock.now()
+                    if wait_s > 0:
+                        await self._clock.sleep(wait_s)
                 await self._flowing.wait()
                 limit = self.cut_after_bytes
                 if limit is not None and link.response_bytes + len(chunk) > limit:

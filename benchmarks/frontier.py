@@ -194,6 +194,7 @@ async def run_frontier(
                 deadline_s=deadline_s,
                 config=result.config.label if result.config else None,
                 predicted_s=_predicted_mean(result),
+                cut="slice ended" in (result.degraded_reason or ""),
             ))  # fmt: skip
         if progress is not None:
             progress(f"task {i + 1}/{len(tasks)} done")
@@ -208,7 +209,8 @@ def _predicted_mean(result: Result) -> float | None:
 def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
     """Per planner: the absolute percentage error of its calls' predicted mean
     latency against the actual latency (median and p90), over the run's first
-    and second half of tasks and the whole run."""
+    and second half of tasks and the whole run; calls the slice cut are left out
+    (their latency is the slice, not what the config takes) and counted."""
     planned = [o for o in outcomes if o.deadline_s is not None and o.predicted_s is not None]
     if not planned:
         return []
@@ -220,10 +222,11 @@ def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
                              ("second half", [o for o in mine if o.task >= half]),
                              ("all", mine)):  # fmt: skip
             apes = sorted(abs(o.predicted_s - o.latency_s) / o.latency_s  # type: ignore[operator]
-                          for o in chosen if o.latency_s > 0)  # fmt: skip
+                          for o in chosen if o.latency_s > 0 and not o.cut)  # fmt: skip
             if apes:
                 rows.append({
                     "candidate": name, "tasks": part, "calls": len(apes),
+                    "cut": sum(o.cut for o in chosen),
                     "ape_median": round(quantile(apes, 0.5), 3),
                     "ape_p90": round(quantile(apes, 0.9), 3),
                 })  # fmt: skip

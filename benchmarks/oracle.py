@@ -21,9 +21,11 @@ class Outcome:
     deadline_s: float | None = None
     config: str | None = None
     predicted_s: float | None = None
+    cut: bool = False
     """``config``: the config that ran; ``deadline_s``: the deadline it ran under
     (None: run once, scored at every deadline); ``predicted_s``: the latency the
-    plan's models predicted for it (their mean, the point estimate)."""
+    plan's models predicted for it (their mean, the point estimate); ``cut``: the
+    slice cut its branches (its latency is then a lower bound, not a reading)."""
 
 
 def within(outcome: Outcome, deadline_s: float, margin_s: float) -> bool:
