@@ -21,6 +21,7 @@ model is frozen dataclasses.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,7 @@ from agentrt.tts._length import LengthModel
 
 __all__ = [
     "DEFAULT_BEAM_SLOWDOWN",
+    "ConcurrencyCorrection",
     "LatencyModel",
     "LatencyProfile",
     "SpeculativeModel",
@@ -58,6 +60,52 @@ def expected_tokens_per_pass(acceptance: float, draft_tokens: int) -> float:
     if draft_tokens < 0:
         raise ConfigurationError(f"draft tokens must be >= 0, got {draft_tokens}")
     return (1.0 - acceptance ** (draft_tokens + 1)) / (1.0 - acceptance)
+
+
+Points = tuple[tuple[float, float], ...]
+
+
+def _log_interpolate(points: Points, concurrency: float) -> float:
+    """The factor at ``concurrency`` from ``(log2 concurrency, log factor)`` points:
+    linear in between, flat outside (1.0 with no points)."""
+    if not points:
+        return 1.0
+    x = math.log2(max(1.0, concurrency))
+    if x <= points[0][0]:
+        return math.exp(points[0][1])
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x <= x1:
+            return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    return math.exp(points[-1][1])
+
+
+@dataclass(frozen=True)
+class ConcurrencyCorrection:
+    """Factors on TTFT and on per-token time that depend on the concurrency, on top
+    of a model's own (an online correction of how the calibration's speed grows
+    with the number of sequences: a CPU without native bf16 slows 8x from N=1 to
+    16 where the calibrated one slowed 2x). Points are ``(log2 concurrency, log
+    factor)``, x increasing, interpolated linearly and flat outside."""
+
+    ttft: Points = ()
+    per_token: Points = ()
+
+    def __post_init__(self) -> None:
+        for name in ("ttft", "per_token"):
+            points = getattr(self, name)
+            xs = [x for x, _ in points]
+            if any(b <= a for a, b in itertools.pairwise(xs)) or not all(
+                math.isfinite(v) for p in points for v in p
+            ):
+                raise ConfigurationError(
+                    f"ConcurrencyCorrection.{name} needs finite points, x increasing; got {points}"
+                )
+
+    def ttft_factor(self, concurrency: float) -> float:
+        return _log_interpolate(self.ttft, concurrency)
+
+    def per_token_factor(self, concurrency: float) -> float:
+        return _log_interpolate(self.per_token, concurrency)
 
 
 @dataclass(frozen=True)
@@ -129,6 +177,8 @@ class LatencyModel:
     decode_s_per_token: Curve
     speculative: SpeculativeModel | None = None
     beam_slowdown: float = DEFAULT_BEAM_SLOWDOWN
+    correction: ConcurrencyCorrection | None = None
+    """Online factors by concurrency (:meth:`with_correction`); never serialised."""
 
     def __post_init__(self) -> None:
         if not self.group:
@@ -183,7 +233,22 @@ class LatencyModel:
         return self._ttft_s(config, prompt_tokens, load) + longest * self._decode_s(config, load)
 
     def _ttft_s(self, config: TTSConfig, prompt_tokens: int, load: int) -> float:
-        return self.ttft.predict(prompt_tokens, load + config.n - 1)
+        concurrency = load + config.n
+        if self.correction is None or not self.correction.ttft:
+            return self.ttft.predict(prompt_tokens, concurrency - 1)
+        # Corrected TTFT at c, never below its value at a band point under c: the
+        # product of the linear TTFT and the log-linear factor falls at most once
+        # then rises on each segment, so this maximum is non-decreasing in c.
+        correction = self.correction
+        at = [float(concurrency)] + [
+            float(2.0**x) for x, _ in correction.ttft if 2.0**x < concurrency
+        ]  # fmt: skip
+        ttft = self.ttft
+        return max(
+            (ttft.base_s + ttft.per_prompt_token_s * prompt_tokens + ttft.per_load_s * (c - 1))
+            * correction.ttft_factor(c)
+            for c in at
+        )
 
     def predict_mean(
         self, config: TTSConfig, prompt_tokens: int, length_model: LengthModel, load: int = 0
@@ -219,6 +284,21 @@ class LatencyModel:
         )
         curve = Curve(tuple((x, y * per_token_factor) for x, y in self.decode_s_per_token.points))
         return replace(self, ttft=ttft, decode_s_per_token=curve)
+
+    def with_correction(self, correction: ConcurrencyCorrection | None) -> LatencyModel:
+        """This model with factors by concurrency on top (``None``: none). The
+        per-token factors are folded into the decode curve, re-drawn through its own
+        points and the bands' and kept non-decreasing (more sequences never decode
+        faster); the TTFT factors stay in ``correction``."""
+        if correction is None:
+            return self
+        curve = self.decode_s_per_token
+        if correction.per_token:
+            xs = sorted({x for x, _ in curve.points} | {2.0**x for x, _ in correction.per_token})
+            curve = Curve.of((x, curve.at(x) * correction.per_token_factor(x)) for x in xs)
+        return replace(
+            self, decode_s_per_token=curve, correction=ConcurrencyCorrection(ttft=correction.ttft)
+        )
 
     def speedup_over(self, plain: LatencyModel, concurrency: float) -> float:
         """How much faster per token this group is than ``plain`` at a concurrency."""

@@ -29,6 +29,27 @@ properties asked of it in closed form.
 The observation noise ``R`` is itself learned (Sage-Husa: an EWMA of the
 squared post-fit residual plus ``P``), floored at ``min_noise_sd**2``.
 
+**By concurrency.** One factor per group cannot fix a calibration that is wrong
+about how speed grows with the number of sequences (bf16 on a CPU without
+native bf16 slows ~8x from N=1 to N=16 where an AVX-512 machine slowed 2x), so
+each reading also carries its concurrency (the request's ``n`` plus the load
+it ran beside), and the group's filter is a joint Kalman filter over the
+group's log-factor ``m`` and one offset ``d_b`` per concurrency band (1, 2-3,
+4-7, 8-15, 16-31, 32+: ``floor(log2 c)``): a reading at band ``b`` observes
+``m + d_b`` plus noise. The offsets start at 0 with the same prior spread as
+``m`` and forget at half its rate. A drift inflates the variance of the band's
+offset while the band has fewer than ``NEW_BAND_READS`` readings (the
+calibration is wrong about how that concurrency scales), else ``m``'s (a
+step change is the whole server's). Innovations are shared by the gain: a
+reading pattern that one factor explains moves ``m``; one that differs by band
+(slow at N=16, fine at N=1) ends in the offsets, whose covariance with ``m``
+keeps the split consistent. ``OnlineState`` reports the typical factor (``m``
+plus the read bands' offsets weighted by readings) and the largest predictive
+sd over the bands read; the planner scales by ``exp(m)`` and adds
+the offsets of the bands read, interpolated in ``log2 c`` and flat outside
+(:class:`~agentrt.tts.ConcurrencyCorrection`), so a band never read plans with
+its neighbours' shape. Endpoint filters stay scalar (no bands).
+
 A stream cut before it finished is a censored reading: the quantity took *at
 least* that long (``x >= c``). When the bound lies above the estimate it is
 replaced by ``E[x | x >= c]`` under the predictive normal (``m + s * phi(a) /
@@ -53,7 +74,7 @@ from typing import Literal
 
 from agentrt.core._errors import ConfigurationError
 from agentrt.pool._stream import ChatStream
-from agentrt.tts._latency import LatencyModel
+from agentrt.tts._latency import ConcurrencyCorrection, LatencyModel
 
 __all__ = [
     "LatencyObservation",
@@ -80,8 +101,17 @@ class LatencyObservation:
     predicted_s: float
     censored: bool = False
     url: str | None = None
+    concurrency: float | None = None
+    """Sequences decoding on the server when it was read (the request's ``n``
+    plus the load beside it); None: unknown, the group's factor only."""
 
     def __post_init__(self) -> None:
+        if self.concurrency is not None and not (
+            math.isfinite(self.concurrency) and self.concurrency >= 1
+        ):
+            raise ConfigurationError(
+                f"LatencyObservation.concurrency must be >= 1, got {self.concurrency}"
+            )
         if self.quantity not in _QUANTITIES:
             raise ConfigurationError(f"LatencyObservation.quantity: unknown {self.quantity!r}")
         for name in ("actual_s", "predicted_s"):
@@ -166,6 +196,11 @@ class _Filter:
         self.observations += 1
 
 
+def band_of(concurrency: float) -> int:
+    """The concurrency band of a reading: ``floor(log2 c)`` (1, 2-3, 4-7, 8-15, ...)."""
+    return min(BANDS - 1, math.floor(math.log2(max(1.0, concurrency))))
+
+
 def _inverse_mills(a: float) -> float:
     """``phi(a) / (1 - Phi(a))``: how far past ``a`` a standard normal lies, given it does."""
     if a > _MILLS_ASYMPTOTE:
@@ -177,6 +212,107 @@ def _inverse_mills(a: float) -> float:
 @dataclass
 class _Entry:
     filters: dict[Quantity, _Filter] = field(default_factory=dict)
+
+
+BANDS = 6
+"""Concurrency bands of the joint filter: 1, 2-3, 4-7, 8-15, 16-31, 32+."""
+NEW_BAND_READS = 3
+"""A band read fewer times than this takes a drift as its own (see ``_JointFilter``)."""
+
+
+@dataclass
+class _JointFilter:
+    """The group's log-factor ``m`` (index 0) and an offset per concurrency band
+    (indices 1..BANDS), with their full covariance (see the module docstring)."""
+
+    state: list[float]
+    cov: list[list[float]]
+    noise: float
+    observations: int = 0
+    drifts: int = 0
+    band_reads: list[int] = field(default_factory=lambda: [0] * BANDS)
+
+    @classmethod
+    def prior(cls, params: _Params) -> _JointFilter:
+        noise = params.noise_sd**2
+        size = 1 + BANDS
+        cov = [[noise / params.pseudo_count if i == j else 0.0 for j in range(size)]
+               for i in range(size)]  # fmt: skip
+        return cls(state=[0.0] * size, cov=cov, noise=noise)
+
+    @property
+    def mean(self) -> float:
+        return self.state[0]
+
+    @property
+    def var(self) -> float:
+        return self.cov[0][0]
+
+    def offset(self, band: int) -> float:
+        return self.state[1 + band]
+
+    def _read_bands(self) -> list[int]:
+        return [b for b in range(BANDS) if self.band_reads[b]]
+
+    def typical(self) -> float:
+        """The log-factor at the bands read, weighted by their readings (``m`` alone
+        when none was): what a reading is expected to show."""
+        bands = self._read_bands()
+        if not bands:
+            return self.state[0]
+        reads = sum(self.band_reads[b] for b in bands)
+        return self.state[0] + sum(self.offset(b) * self.band_reads[b] for b in bands) / reads
+
+    def spread(self) -> float:
+        """The largest log-space sd of a prediction at a band read (or of ``m``)."""
+        variances = [self.cov[0][0]] + [
+            self.cov[0][0] + 2 * self.cov[0][1 + b] + self.cov[1 + b][1 + b]
+            for b in self._read_bands()
+        ]  # fmt: skip
+        return math.sqrt(max(0.0, *variances))
+
+    def update(self, x: float, censored: bool, params: _Params, band: int | None) -> None:
+        size = len(self.state)
+        cov = [row[:] for row in self.cov]  # committed only if the reading is used
+        cov[0][0] += params.forget_sd**2
+        for i in range(1, size):
+            cov[i][i] += (params.forget_sd / 2) ** 2
+        picked = [0] if band is None else [0, 1 + band]
+        predicted = sum(self.state[i] for i in picked)
+
+        def spread_sq() -> float:
+            return sum(cov[i][j] for i in picked for j in picked) + self.noise
+
+        spread = math.sqrt(spread_sq())
+        if censored:
+            if x <= predicted:
+                return  # a lower bound under the estimate: nothing learned
+            x = predicted + spread * _inverse_mills((x - predicted) / spread)
+        innovation = x - predicted
+        if abs(innovation) > params.drift_z * spread:
+            # A step change: of the band, while it is barely explored (the calibration
+            # is wrong about how it scales), else of the whole server.
+            at = 1 + band if band is not None and self.band_reads[band] < NEW_BAND_READS else 0
+            cov[at][at] = max(cov[at][at], innovation**2)
+            self.drifts += 1
+        total = spread_sq()
+        towards = [sum(cov[i][j] for j in picked) for i in range(size)]
+        gains = [v / total for v in towards]
+        for i in range(size):
+            self.state[i] += gains[i] * innovation
+        for i in range(size):
+            for j in range(size):
+                cov[i][j] -= gains[i] * towards[j]
+        self.cov = cov
+        fitted = sum(cov[i][j] for i in picked for j in picked)
+        residual = x - sum(self.state[i] for i in picked)
+        self.noise = max(
+            params.min_noise_sd**2,
+            (1.0 - params.noise_gain) * self.noise + params.noise_gain * (residual**2 + fitted),
+        )
+        self.observations += 1
+        if band is not None:
+            self.band_reads[band] += 1
 
 
 class OnlineLatency:
@@ -215,22 +351,60 @@ class OnlineLatency:
         self._params = _Params(noise_sd, pseudo_count, forget_sd, drift_z, noise_gain,
                                min_noise_sd)  # fmt: skip
         self._entries: dict[tuple[str, str | None], _Entry] = {}
+        self._groups: dict[tuple[str, Quantity], _JointFilter] = {}
 
-    def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter:
+    def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter | _JointFilter:
+        if url is None:
+            return self._joint(group, quantity)
         entry = self._entries.setdefault((group, url), _Entry())
         if quantity not in entry.filters:
             entry.filters[quantity] = _Filter.prior(self._params)
         return entry.filters[quantity]
 
+    def _joint(self, group: str, quantity: Quantity) -> _JointFilter:
+        key = (group, quantity)
+        if key not in self._groups:
+            self._groups[key] = _JointFilter.prior(self._params)
+        return self._groups[key]
+
     def observe(self, observation: LatencyObservation) -> None:
-        """Learn from one reading: the group's correction, and its endpoint's."""
-        keys: list[str | None] = [None]
+        """Learn from one reading: the group's correction, its endpoint's, and (with a
+        concurrency) what the group's leaves unexplained at that concurrency band."""
+        x, censored, quantity = observation.log_ratio, observation.censored, observation.quantity
+        band = None if observation.concurrency is None else band_of(observation.concurrency)
+        self._joint(observation.group, quantity).update(x, censored, self._params, band)
         if observation.url is not None:
-            keys.append(observation.url)
-        for url in keys:
-            self._filter(observation.group, url, observation.quantity).update(
-                observation.log_ratio, observation.censored, self._params
-            )
+            entry = self._entries.setdefault((observation.group, observation.url), _Entry())
+            scalar = entry.filters.setdefault(quantity, _Filter.prior(self._params))
+            scalar.update(x, censored, self._params)
+
+    def correction(self, group: str) -> ConcurrencyCorrection | None:
+        """The group's factors by concurrency band beyond its own (None: no band read yet)."""
+
+        def points(quantity: Quantity) -> tuple[tuple[float, float], ...]:
+            joint = self._groups.get((group, quantity))
+            if joint is None:
+                return ()
+            return tuple(
+                (float(band), joint.offset(band))
+                for band in range(BANDS) if joint.band_reads[band]
+            )  # fmt: skip
+
+        ttft, per_token = points("ttft"), points("per_token")
+        return ConcurrencyCorrection(ttft, per_token) if ttft or per_token else None
+
+    def band_states(self, group: str) -> tuple[tuple[Quantity, int, float, int], ...]:
+        """Per quantity and band read: ``(quantity, lowest concurrency of the band,
+        factor beyond the group's, readings)``."""
+        out = []
+        for quantity in _QUANTITIES:
+            joint = self._groups.get((group, quantity))
+            if joint is not None:
+                out += [
+                    (quantity, 2**band, math.exp(joint.offset(band)), joint.band_reads[band])
+                    for band in range(BANDS) if joint.band_reads[band]
+                ]  # fmt: skip
+        return tuple(out)
 
     def observe_all(self, observations: Iterable[LatencyObservation]) -> None:
         for observation in observations:
@@ -240,23 +414,32 @@ class OnlineLatency:
         """The corrections of ``group`` (of one endpoint of it with ``url``)."""
         ttft = self._filter(group, url, "ttft")
         per_token = self._filter(group, url, "per_token")
+
+        def factor(f: _Filter | _JointFilter) -> float:
+            return math.exp(f.typical() if isinstance(f, _JointFilter) else f.mean)
+
+        def sd(f: _Filter | _JointFilter) -> float:
+            return f.spread() if isinstance(f, _JointFilter) else math.sqrt(f.var)
+
         return OnlineState(
             group=group,
             url=url,
-            ttft_factor=math.exp(ttft.mean),
-            per_token_factor=math.exp(per_token.mean),
-            ttft_sd=math.sqrt(ttft.var),
-            per_token_sd=math.sqrt(per_token.var),
+            ttft_factor=factor(ttft),
+            per_token_factor=factor(per_token),
+            ttft_sd=sd(ttft),
+            per_token_sd=sd(per_token),
             observations=ttft.observations + per_token.observations,
             drifts=ttft.drifts + per_token.drifts,
         )
 
     def corrected(self, models: Mapping[str, LatencyModel]) -> dict[str, LatencyModel]:
-        """The models scaled by each group's point estimate (``exp(m)``)."""
+        """The models scaled by each group's point estimate (``exp(m)``), with its
+        factors by concurrency band on top."""
         out = {}
         for group, model in models.items():
-            state = self.state(group)
-            out[group] = model.scaled(state.ttft_factor, state.per_token_factor)
+            ttft, per_token = self._joint(group, "ttft"), self._joint(group, "per_token")
+            scaled = model.scaled(math.exp(ttft.mean), math.exp(per_token.mean))
+            out[group] = scaled.with_correction(self.correction(group))
         return out
 
     def spreads(self, groups: Iterable[str]) -> dict[str, tuple[float, float]]:
@@ -297,11 +480,16 @@ def stream_observations(
     branches = list(stream.branches.values())
     out: list[LatencyObservation] = []
 
+    concurrency = float(load + request.n)
+
     def reading(quantity: Quantity, actual: float, predicted: float, censored: bool) -> None:
         if actual > 0 and predicted > 0 and math.isfinite(actual):
             out.append(
-                LatencyObservation(group, quantity, actual, predicted, censored, url=stream.url)
-            )
+                LatencyObservation(
+                    group, quantity, actual, predicted, censored, url=stream.url,
+                    concurrency=concurrency,
+                )
+            )  # fmt: skip
 
     ttft_predicted = model.ttft.predict(prompt, load + request.n - 1)
     firsts = [

@@ -370,3 +370,86 @@ async def test_the_chat_span_carries_the_correction_the_plan_used() -> None:
     assert second[AGENTRT.ONLINE_TTFT_FACTOR] == pytest.approx(SLOWDOWN, rel=0.15)
     assert second[AGENTRT.ONLINE_OBSERVATIONS] == 2 and second[AGENTRT.ONLINE_DRIFTS] == 2
     assert second[AGENTRT.WITHIN_SLICE] is True and second[AGENTRT.DEGRADED] is False
+
+
+# -- by concurrency ---------------------------------------------------------------------
+
+
+def _band_readings(online: OnlineLatency, true_factor: dict[int, float], rounds: int) -> None:
+    """Per-token readings at each concurrency, ``true_factor[c]`` times the calibration."""
+    from agentrt.tts._online import LatencyObservation
+
+    for _ in range(rounds):
+        for concurrency, factor in true_factor.items():
+            online.observe(
+                LatencyObservation("plain", "per_token", 0.02 * factor, 0.02,
+                                   concurrency=float(concurrency))
+            )  # fmt: skip
+
+
+def test_a_calibration_wrong_about_how_speed_grows_with_n_is_corrected_per_band() -> None:
+    # Calibrated 2x slower from N=1 to 16; the machine is 8x slower (bf16 without
+    # native bf16): 2x the calibration at N=1, 8x at N=16. One factor cannot fit both.
+    from agentrt.tts._curve import Curve
+    from agentrt.tts._latency import LatencyModel, TTFTModel
+
+    model = LatencyModel("plain", TTFTModel(0.1), Curve.of([(1, 0.02), (16, 0.04)]))
+    online = OnlineLatency()
+    _band_readings(online, {1: 2.0, 16: 8.0}, rounds=15)
+    corrected = online.corrected({"plain": model})["plain"]
+    assert corrected.per_token_s(1) == pytest.approx(2.0 * model.per_token_s(1), rel=0.15)
+    assert corrected.per_token_s(16) == pytest.approx(8.0 * model.per_token_s(16), rel=0.15)
+    # An unseen concurrency between the bands seen lies between their corrections.
+    assert corrected.per_token_s(1) < corrected.per_token_s(4) < corrected.per_token_s(16)
+    bands = {(q, c) for q, c, _, _ in online.band_states("plain")}
+    assert bands == {("per_token", 1), ("per_token", 16)}
+
+
+def test_readings_without_a_concurrency_only_move_the_group_factor() -> None:
+    from agentrt.tts._online import LatencyObservation
+
+    online = OnlineLatency()
+    for _ in range(10):
+        online.observe(LatencyObservation("plain", "ttft", 0.3, 0.1))
+    assert online.correction("plain") is None
+    assert online.state("plain").ttft_factor == pytest.approx(3.0, rel=0.1)
+
+
+@settings(max_examples=60)
+@given(
+    factors=st.dictionaries(
+        st.sampled_from([1, 2, 4, 8, 16, 32]), st.floats(0.05, 20.0), min_size=1, max_size=6
+    ),
+    ttft_per_load=st.floats(0.0, 0.5),
+)
+def test_corrected_predictions_stay_positive_and_monotone_in_n_and_tokens(
+    factors: dict[int, float], ttft_per_load: float
+) -> None:
+    from agentrt.tts._config import TTSConfig
+    from agentrt.tts._curve import Curve
+    from agentrt.tts._latency import LatencyModel, TTFTModel
+    from agentrt.tts._length import LengthModel
+    from agentrt.tts._online import LatencyObservation
+
+    model = LatencyModel(
+        "plain", TTFTModel(0.1, 0.001, ttft_per_load), Curve.of([(1, 0.02), (8, 0.03), (16, 0.06)])
+    )
+    online = OnlineLatency()
+    for _ in range(5):
+        for concurrency, factor in factors.items():
+            for quantity in ("ttft", "per_token"):
+                online.observe(LatencyObservation("plain", quantity, factor, 1.0,  # type: ignore[arg-type]
+                                                  concurrency=float(concurrency)))  # fmt: skip
+    corrected = online.corrected({"plain": model})["plain"]
+    lengths = LengthModel.from_quantiles(20, 40)
+    previous = 0.0
+    for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
+        config = TTSConfig("majority", n, max_tokens=64, temperature=0.7) if n > 1 else TTSConfig(
+            "single", 1, max_tokens=64
+        )
+        latency = corrected.predict_mean(config, 50, lengths)
+        assert latency > 0 and latency >= previous - 1e-12, (n, latency, previous)
+        previous = latency
+    short = corrected.predict_mean(TTSConfig("single", 1, max_tokens=16), 50, lengths)
+    long = corrected.predict_mean(TTSConfig("single", 1, max_tokens=64), 50, lengths)
+    assert 0 < short <= long
