@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.pool._hardware import NATIVE_BF16_FLAGS, cpu_family, cpu_flags, cpu_model
 
 __all__ = ["SCHEMA_VERSION", "BenchResult", "Environment", "environment", "read_result"]
 
@@ -71,9 +72,14 @@ def read_result(path: Path) -> BenchResult:
 
 
 def environment(pool: list[str], model: str) -> Environment:
-    """The environment now: machine, cores, 1-minute load average."""
+    """The environment now: machine (its CPU model, as ``lscpu`` names it, and
+    whether it has native bf16), cores, 1-minute load average."""
     cores = os.cpu_count() or 1
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
+    flags = cpu_flags()
+    bf16 = "native bf16" if NATIVE_BF16_FLAGS & flags else "no native bf16"
+    family = cpu_family()
+    named = f"{cpu_model()}, family {family}" if family else cpu_model()
+    machine = f"{platform.machine()} {named} ({bf16})"
     return Environment(
         machine=f"{machine}, {cores} cores", cores=cores, pool=pool, model=model,
         load_avg_start=_load(),

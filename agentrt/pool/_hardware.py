@@ -14,7 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NATIVE_BF16_FLAGS", "DtypeChoice", "choose_dtype", "cpu_flags", "cpu_model"]
+__all__ = [
+    "NATIVE_BF16_FLAGS",
+    "DtypeChoice",
+    "choose_dtype",
+    "cpu_family",
+    "cpu_flags",
+    "cpu_model",
+]
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 """``/proc/cpuinfo`` flags of x86 CPUs that compute bf16 natively."""
@@ -56,6 +63,11 @@ def cpu_flags(cpuinfo: Path = _CPUINFO) -> frozenset[str]:
     """The first CPU's flags (empty where ``/proc/cpuinfo`` cannot be read)."""
     flags = _cpuinfo_field("flags", cpuinfo)
     return frozenset(flags.split()) if flags else frozenset()
+
+
+def cpu_family(cpuinfo: Path = _CPUINFO) -> str | None:
+    """The CPU family number (``lscpu``'s "CPU family": 26 is AMD Zen 5), if known."""
+    return _cpuinfo_field("cpu family", cpuinfo)
 
 
 def cpu_model(cpuinfo: Path = _CPUINFO) -> str:
