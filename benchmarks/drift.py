@@ -8,8 +8,10 @@ Before the task at the halfway mark the proxy's ``slowdown`` goes to
 (TTFT and per-token time alike). Two candidates run every task, in a seeded
 order per task so the drift hits both alike, with the same calibrated latency
 models as their prior: ``online`` corrects them with one
-:class:`~agentrt.tts.OnlineLatency` shared across its calls, ``frozen`` never
-does. Hedging is off (one endpoint: nowhere to hedge to).
+:class:`~agentrt.tts.OnlineLatency` and learns the call site's output lengths
+with one :class:`~agentrt.tts.OnlineLength`, shared across its calls (what a
+:class:`~agentrt.Runtime` does), ``frozen`` never does. Hedging is off (one
+endpoint: nowhere to hedge to).
 
 Per candidate and phase (before / after the slow-down) and per window of
 tasks: the share of calls that finished inside their slice (the executor
@@ -39,6 +41,7 @@ from agentrt.tasks import Task, answer_key, answer_spec_for, suite
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._length_online import OnlineLength
 from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import SearchSpace
 from agentrt.tts._result import Result
@@ -306,7 +309,7 @@ async def run_drift(
     """Both candidates on every task (seeded order) through one proxy that slows
     down from ``plan.switch_at`` on; the raw calls."""
     plan = replace(plan, tasks=len(tasks))
-    online = OnlineLatency()
+    online, lengths = OnlineLatency(), OnlineLength()
     models = CallModels(latency={PLAIN_GROUP: latency}, length=length)
     spec = _plain_endpoint(pool)
     calls: list[DriftCall] = []
@@ -325,9 +328,11 @@ async def run_drift(
                     proxied, models=models, space=plan.space(), sla_quantile=plan.sla_quantile,
                     run_seed=seed * 10_007 + i, hedge=None,
                     online=online if candidate == "online" else None,
+                    lengths=lengths if candidate == "online" else None,
                 )  # fmt: skip
                 result = await executor.run(_messages(task), slice_s=plan.slice_s,
-                                            answer_spec=answer_spec_for(task))  # fmt: skip
+                                            answer_spec=answer_spec_for(task),
+                                            call_site="addition")  # fmt: skip
                 calls.append(_record(result, task, i, candidate, plan, proxy.slowdown))
             if progress is not None:
                 progress(f"task {i + 1}/{len(tasks)} done")

@@ -9,10 +9,12 @@ latency (an overrun is wrong); a planner runs once per task and deadline with
 that deadline as its slice. The oracle is the best static config per deadline
 in hindsight.
 
-Every executor of the run shares one :class:`~agentrt.tts.OnlineLatency`, as
-the calls of one :class:`~agentrt.Runtime` do: each call teaches the latency
-models the next one plans with (statics included: their streams are evidence
-too). The run also reports the latency-prediction error of the planned calls:
+Every executor of the run shares one :class:`~agentrt.tts.OnlineLatency` and
+one :class:`~agentrt.tts.OnlineLength`, as the calls of one
+:class:`~agentrt.Runtime` do: each call teaches the latency models the next
+one plans with (statics included: their streams are evidence too), and the
+agentrt and router planners plan with the call site's lengths as learned.
+The run also reports the latency-prediction error of the planned calls:
 ``|predicted mean - actual| / actual``, median and p90, with no offline tune.
 """
 
@@ -34,6 +36,7 @@ from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_token
 from agentrt.tts._greedy_search import plan_greedy_parallelism
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
+from agentrt.tts._length_online import OnlineLength
 from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import PlanInputs, SearchSpace
 from agentrt.tts._result import Result
@@ -52,6 +55,8 @@ __all__ = ["BENCHMARK",
 ]
 
 PLANNERS = ("greedy", "router", "agentrt")
+CALL_SITE = "addition"
+"""The call site whose output lengths the planners learn (one task suite, one site)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class _Context:
     length: LengthModel
     seed: int
     online: OnlineLatency | None = None
+    lengths: OnlineLength | None = None
 
     @property
     def greedy_only(self) -> tuple[str, ...]:
@@ -104,7 +110,7 @@ class _Context:
             self.backend, models=models,
             space=self.plan.space(tuple(self.latency), self.greedy_only),
             sla_quantile=self.plan.sla_quantile, run_seed=self.seed * 10_007 + task_index,
-            **kwargs, observer=ChatSpans(), online=self.online,
+            **kwargs, observer=ChatSpans(), online=self.online, lengths=self.lengths,
         )  # fmt: skip
 
 
@@ -121,13 +127,15 @@ async def _static(ctx: _Context, config: TTSConfig, task: Task, i: int) -> Resul
 async def _planned(ctx: _Context, name: str, task: Task, i: int, deadline_s: float) -> Result:
     spec = answer_spec_for(task)
     if name == "agentrt":
-        return await ctx.executor(i).run(_messages(task), slice_s=deadline_s, answer_spec=spec)
+        return await ctx.executor(i).run(_messages(task), slice_s=deadline_s, answer_spec=spec,
+                                         call_site=CALL_SITE)  # fmt: skip
     if name == "router":
         executor = ctx.executor(
             i, objective="penalty", lambda_tokens=ctx.plan.lambda_tokens,
             lambda_latency_s=ctx.plan.lambda_latency_s,
         )  # fmt: skip
-        return await executor.run(_messages(task), slice_s=deadline_s, answer_spec=spec)
+        return await executor.run(_messages(task), slice_s=deadline_s, answer_spec=spec,
+                                  call_site=CALL_SITE)  # fmt: skip
     latency = dict(ctx.latency) if ctx.online is None else ctx.online.corrected(ctx.latency)
     inputs = PlanInputs(
         slice_s=deadline_s, prompt_tokens=estimate_prompt_tokens(_messages(task)),
@@ -172,10 +180,12 @@ async def run_frontier(
     seed: int,
     progress: Callable[[str], None] | None = None,
     online: OnlineLatency | None = None,
+    lengths: OnlineLength | None = None,
 ) -> list[Outcome]:
     """Every candidate on every task (interleaved, seeded order); the raw outcomes.
-    ``online`` (shared by every call) corrects ``latency`` as the run goes."""
-    ctx = _Context(backend, plan, latency, length, seed, online)
+    ``online`` (shared by every call) corrects ``latency`` as the run goes, and
+    ``lengths`` learns the planners' output lengths (their call site's) from every call."""
+    ctx = _Context(backend, plan, latency, length, seed, online, lengths)
     statics = static_configs(plan)
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
@@ -184,6 +194,7 @@ async def run_frontier(
         jobs += [(name, d) for name in PLANNERS for d in plan.deadlines_s]
         rng.shuffle(jobs)
         for name, deadline_s in jobs:
+            models = dict(ctx.latency) if ctx.online is None else ctx.online.corrected(ctx.latency)
             if deadline_s is None:
                 result = await _static(ctx, statics[name], task, i)
             else:
@@ -195,6 +206,7 @@ async def run_frontier(
                 config=result.config.label if result.config else None,
                 predicted_s=_predicted_mean(result),
                 cut="slice ended" in (result.degraded_reason or ""),
+                model_s=model_latency(result, models, estimate_prompt_tokens(_messages(task))),
             ))  # fmt: skip
         if progress is not None:
             progress(f"task {i + 1}/{len(tasks)} done")
@@ -204,6 +216,26 @@ async def run_frontier(
 def _predicted_mean(result: Result) -> float | None:
     prediction = result.plan.prediction
     return None if prediction is None else prediction.latency_mean_s
+
+
+def model_latency(
+    result: Result, models: Mapping[str, LatencyModel], prompt_tokens: int
+) -> float | None:
+    """For a call of one greedy branch: what ``models`` predict for the tokens it
+    generated (None for wider calls: their longest branch is not known here)."""
+    config = result.config
+    if config is None or config.n != 1 or result.completion_tokens < 1:
+        return None
+    model = models.get(config.group)
+    if model is None:
+        return None
+    tokens = result.completion_tokens
+    exact = LengthModel.from_samples([tokens])
+    return model.predict_mean(replace(config, max_tokens=tokens), prompt_tokens, exact)
+
+
+def _apes(pairs: Sequence[tuple[float, float]]) -> list[float]:
+    return sorted(abs(p - a) / a for p, a in pairs if a > 0)
 
 
 def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
@@ -221,14 +253,18 @@ def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
         for part, chosen in (("first half", [o for o in mine if o.task < half]),
                              ("second half", [o for o in mine if o.task >= half]),
                              ("all", mine)):  # fmt: skip
-            apes = sorted(abs(o.predicted_s - o.latency_s) / o.latency_s  # type: ignore[operator]
-                          for o in chosen if o.latency_s > 0 and not o.cut)  # fmt: skip
+            uncut = [o for o in chosen if not o.cut]
+            apes = _apes([(o.predicted_s, o.latency_s) for o in uncut if o.predicted_s is not None])
+            model = _apes([(o.model_s, o.latency_s) for o in uncut if o.model_s is not None])
             if apes:
                 rows.append({
                     "candidate": name, "tasks": part, "calls": len(apes),
                     "cut": sum(o.cut for o in chosen),
                     "ape_median": round(quantile(apes, 0.5), 3),
                     "ape_p90": round(quantile(apes, 0.9), 3),
+                    "single_calls": len(model),
+                    "model_ape_median": round(quantile(model, 0.5), 3) if model else None,
+                    "model_ape_p90": round(quantile(model, 0.9), 3) if model else None,
                 })  # fmt: skip
     return rows
 
@@ -280,7 +316,7 @@ async def _measure(ctx: BenchContext) -> Measured:
                               ctx.seed)  # fmt: skip
     outcomes = await run_frontier(ctx.pool, plan, scored, latency=latency, length=length,
                                   seed=ctx.seed, progress=ctx.console.print,
-                                  online=OnlineLatency())  # fmt: skip
+                                  online=OnlineLatency(), lengths=OnlineLength())  # fmt: skip
     rows, bars = frontier_rows(outcomes, plan)
     parameters = {
         "tasks": str(ctx.tasks), "count": plan.tasks, "deadlines_s": list(plan.deadlines_s),
@@ -300,8 +336,10 @@ def _tables(result: BenchResult) -> Tables:
          markdown_table(result.rows)),
         ("bars: agentrt vs the best static config in hindsight",
          markdown_table(result.summary["bars"])),
-        ("latency-prediction error of the planned calls (|predicted mean - actual| / actual), "
-         "learned online, no offline tune",
+        ("latency-prediction error of the planned calls, learned online, no offline tune: "
+         "`ape_*` of the plan's predicted mean (output length unknown), `model_ape_*` of the "
+         "latency model for the tokens a one-branch call did generate; calls the slice cut "
+         "left out",
          markdown_table(result.summary.get("prediction_error", []))),
     ]  # fmt: skip
 

@@ -22,10 +22,14 @@ class Outcome:
     config: str | None = None
     predicted_s: float | None = None
     cut: bool = False
+    model_s: float | None = None
     """``config``: the config that ran; ``deadline_s``: the deadline it ran under
     (None: run once, scored at every deadline); ``predicted_s``: the latency the
     plan's models predicted for it (their mean, the point estimate); ``cut``: the
-    slice cut its branches (its latency is then a lower bound, not a reading)."""
+    slice cut its branches (its latency is then a lower bound, not a reading);
+    ``model_s``: for one greedy branch, what the latency model (as corrected when
+    the call was planned) predicts for the tokens it did generate: the latency
+    model's own error, without the output length's."""
 
 
 def within(outcome: Outcome, deadline_s: float, margin_s: float) -> bool:

@@ -22,6 +22,8 @@ from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from agentrt.core._errors import ConfigurationError
@@ -149,11 +151,23 @@ class LengthModel:
 
 @lru_cache(maxsize=4096)
 def _expected_max(model: LengthModel, n: int, max_tokens: float) -> float:
+    if model.is_prior:
+        # Log-normal: the grid's standard-normal quantiles depend on n only, so a
+        # model learned online (a new median and sigma each call) costs 512 exp()s.
+        lengths = model.prior_median_tokens * np.exp(model.prior_sigma * _z_grid(n))
+        return float(np.minimum(max_tokens, lengths).mean())
     total = 0.0
     for k in range(_GRID):
         u = (k + 0.5) / _GRID
         total += min(max_tokens, model.quantile(u ** (1.0 / n)))
     return total / _GRID
+
+
+@lru_cache(maxsize=64)
+def _z_grid(n: int) -> npt.NDArray[np.float64]:
+    """``Phi^-1(u^(1/n))`` at the midpoint grid: the longest of ``n`` standard normals."""
+    grid = [_STANDARD_NORMAL.inv_cdf(((k + 0.5) / _GRID) ** (1.0 / n)) for k in range(_GRID)]
+    return np.array(grid, dtype=np.float64)
 
 
 class LengthProfile(BaseModel):

@@ -280,7 +280,12 @@ class OnlineLength:
         f = self._filter(site, prior)
         if f is None or f.updates == 0:
             return prior
-        return LengthModel(prior_median_tokens=f.median_tokens, prior_sigma=f.sigma)
+        # Rounded to 3 significant digits (median) and 0.01 (sigma): the planner
+        # memoises its length expectations per model, and a model that changed in
+        # the fifth digit every call would miss every time (each miss is hundreds
+        # of quantile evaluations per config planned).
+        median = max(1.0, float(f"{f.median_tokens:.3g}"))
+        return LengthModel(prior_median_tokens=median, prior_sigma=max(0.01, round(f.sigma, 2)))
 
     def state(self, site: str, prior: LengthModel | None = None) -> LengthState:
         """A snapshot of ``site``'s model learned from ``prior`` (as :meth:`model`)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from statistics import NormalDist
 from types import MappingProxyType
 from typing import Literal
@@ -239,8 +240,14 @@ def _widened(model: LatencyModel, inputs: PlanInputs) -> LatencyModel:
     sds = inputs.latency_sd.get(model.group)
     if sds is None:
         return model
-    z = max(0.0, _STANDARD_NORMAL.inv_cdf(inputs.sla_quantile))
-    return model.scaled(math.exp(z * sds[0]), math.exp(z * sds[1]))
+    return _widen(model, sds[0], sds[1], inputs.sla_quantile)
+
+
+@lru_cache(maxsize=256)
+def _widen(model: LatencyModel, ttft_sd: float, per_token_sd: float, q: float) -> LatencyModel:
+    """Memoised: a plan asks for the same group's widened model once per config."""
+    z = max(0.0, _STANDARD_NORMAL.inv_cdf(q))
+    return model.scaled(math.exp(z * ttft_sd), math.exp(z * per_token_sd))
 
 
 def _tie_break(p: Prediction) -> tuple[float, float, TTSConfig]:
