@@ -293,7 +293,9 @@ class TTSExecutor:
         space: SearchSpace | None = None,
     ) -> Plan:
         """The config this executor would run for ``messages`` in ``slice_s`` (pure)."""
-        inputs = self._inputs(messages, slice_s, load or {}, length, siblings, space)
+        return self._plan(self._inputs(messages, slice_s, load or {}, length, siblings, space))
+
+    def _plan(self, inputs: PlanInputs) -> Plan:
         if self.objective == "penalty":
             return plan_with_penalty(
                 inputs, lambda_tokens=self.lambda_tokens, lambda_latency_s=self.lambda_latency_s
@@ -331,15 +333,6 @@ class TTSExecutor:
         prediction = predict(config, self._inputs(messages, slice_s, {}))
         return Plan("deadline", config, prediction, f"fixed: {config.label}", slice_s, 1, 1)
 
-    def _fallback_plan(
-        self,
-        messages: Sequence[Message],
-        refused: Plan,
-        load: Mapping[str, int],
-        space: SearchSpace | None = None,
-    ) -> Plan:
-        inputs = self._inputs(messages, refused.slice_s, load, space=space)
-        return plan_fallback(inputs, refused, min_tokens=FALLBACK_MIN_TOKENS)
 
     def _live_load(self) -> dict[str, int]:
         """Sequences already on the least-loaded endpoint of each group (where the
@@ -424,29 +417,30 @@ class TTSExecutor:
         spec = answer_spec or LastNumber()
         degraded: list[str] = []
         plan_load: Mapping[str, int] = {}
+        inputs: PlanInputs | None = None
         if config is not None:
             plan = self._fixed_plan(messages, config, available_s)
         else:
             plan_load = self._live_load()
-            plan = self.plan(
-                messages, available_s, load=plan_load, length=length, siblings=siblings,
-                space=space,
-            )  # fmt: skip
+            # One set of inputs for the plan, its fallback and the hedge trigger.
+            inputs = self._inputs(messages, available_s, plan_load, length, siblings, space)
+            plan = self._plan(inputs)
             if plan.refused:
-                fallback = self._fallback_plan(messages, plan, plan_load, space)
+                fallback = plan_fallback(inputs, plan, min_tokens=FALLBACK_MIN_TOKENS)
                 if self.on_refusal == "raise":
                     minimum = (
                         fallback.prediction.latency_quantile_s if fallback.prediction else math.inf
                     )
                     raise BudgetRefused("LLM call", available_s, minimum)
-                plan, siblings = fallback, 0
+                plan, siblings, inputs = fallback, 0, replace(inputs, siblings=0)
                 degraded.append("refused by the planner: ran the cheapest call that can answer")
         assert plan.config is not None
         strategy = strategy_for(plan.config, spec)
         hedge: _HedgeTiming | None = None
         if self.hedge is not None and plan.prediction is not None:
             # The trigger is read off the same inputs (load included) the plan used.
-            inputs = self._inputs(messages, available_s, plan_load, length, siblings, space)
+            if inputs is None:
+                inputs = self._inputs(messages, available_s, plan_load, length, siblings, space)
             hedge = _HedgeTiming(
                 delay_s=hedge_delay_s(plan.config, inputs, self.hedge),
                 expected_s=plan.prediction.latency_mean_s,

@@ -352,6 +352,10 @@ class OnlineLatency:
                                min_noise_sd)  # fmt: skip
         self._entries: dict[tuple[str, str | None], _Entry] = {}
         self._groups: dict[tuple[str, Quantity], _JointFilter] = {}
+        self._version = 0  # readings taken: what the memo of corrected() is valid for
+        self._corrected: tuple[int, Mapping[str, LatencyModel], dict[str, LatencyModel]] | None = (
+            None
+        )
 
     def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter | _JointFilter:
         if url is None:
@@ -370,6 +374,7 @@ class OnlineLatency:
     def observe(self, observation: LatencyObservation) -> None:
         """Learn from one reading: the group's correction, its endpoint's, and (with a
         concurrency) what the group's leaves unexplained at that concurrency band."""
+        self._version += 1
         x, censored, quantity = observation.log_ratio, observation.censored, observation.quantity
         band = None if observation.concurrency is None else band_of(observation.concurrency)
         self._joint(observation.group, quantity).update(x, censored, self._params, band)
@@ -434,13 +439,18 @@ class OnlineLatency:
 
     def corrected(self, models: Mapping[str, LatencyModel]) -> dict[str, LatencyModel]:
         """The models scaled by each group's point estimate (``exp(m)``), with its
-        factors by concurrency band on top."""
+        factors by concurrency band on top. Memoised until the next reading (a call
+        asks once per plan; many calls plan between two readings)."""
+        memo = self._corrected
+        if memo is not None and memo[0] == self._version and memo[1] is models:
+            return dict(memo[2])
         out = {}
         for group, model in models.items():
             ttft, per_token = self._joint(group, "ttft"), self._joint(group, "per_token")
             scaled = model.scaled(math.exp(ttft.mean), math.exp(per_token.mean))
             out[group] = scaled.with_correction(self.correction(group))
-        return out
+        self._corrected = (self._version, models, out)
+        return dict(out)
 
     def spreads(self, groups: Iterable[str]) -> dict[str, tuple[float, float]]:
         """Per group, the log-space sds of the (TTFT, per-token) factors: the
