@@ -47,11 +47,17 @@ async def test_a_straggling_endpoint_is_hedged_and_the_call_ends_far_sooner(
 ) -> None:
     straggler, _ = proxies
     async with _pool(proxies, plain_specs[0]) as pool:
-        # The straggle is sized from this machine's speed: three times an unhindered
-        # call (at least STRAGGLE_S), so hedging has the same room on a slow CPU.
+        # The straggle is sized from this machine's speed, so hedging has the same room
+        # on a slow CPU: three times an unhindered call, and long enough that a hedge
+        # sent at the model's trigger (its p95 for the call) and taking twice an
+        # unhindered call still ends first (at least STRAGGLE_S).
         started = CLOCK.now()
-        await TTSExecutor(pool, models=models, hedge=None).run(ADDITION, slice_s=30, config=CONFIG)
-        straggle_s = max(STRAGGLE_S, 3 * (CLOCK.now() - started))
+        first = await TTSExecutor(pool, models=models, hedge=None).run(
+            ADDITION, slice_s=30, config=CONFIG
+        )
+        unhindered_s = CLOCK.now() - started
+        trigger_s = first.predicted_latency_s or unhindered_s
+        straggle_s = max(STRAGGLE_S, 3 * unhindered_s, 2 * (trigger_s + unhindered_s))
         straggler.delay_s = straggle_s
         started = CLOCK.now()
         plain = await TTSExecutor(pool, models=models, hedge=None, observer=ChatSpans()).run(
