@@ -37,7 +37,7 @@ from agentrt.core._errors import ConfigurationError
 from agentrt.core._stats import quantile
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec
 from agentrt.pool._pool import EndpointPool
-from agentrt.tasks import Task, answer_key, answer_spec_for, suite
+from agentrt.tasks import Task, answer_key, answer_spec_for
 from agentrt.tts._executor import CallModels, TTSExecutor
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
@@ -46,7 +46,8 @@ from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import SearchSpace
 from agentrt.tts._result import Result
 from benchmarks.faults import FaultProxy
-from benchmarks.frontier import fit_length
+from benchmarks.frontier import scored_and_length
+from benchmarks.oracle import absolute_percentage_error
 from benchmarks.plots import pyplot, save_figure
 from benchmarks.registry import BenchContext, Benchmark, Measured, Tables
 from benchmarks.results import BenchResult
@@ -154,13 +155,6 @@ def call_orders(seed: int, tasks: int) -> list[tuple[str, ...]]:
         rng.shuffle(order)
         orders.append(tuple(order))
     return orders
-
-
-def absolute_percentage_error(predicted_s: float | None, actual_s: float) -> float | None:
-    """``|predicted - actual| / actual``; None without a prediction or a duration."""
-    if predicted_s is None or actual_s <= 0:
-        return None
-    return abs(predicted_s - actual_s) / actual_s
 
 
 def _share(flags: Sequence[bool]) -> float | None:
@@ -370,11 +364,7 @@ async def _measure(ctx: BenchContext) -> Measured:
     if ctx.count is not None:
         plan = replace(plan, tasks=ctx.count)
     latency = ctx.latency_models()[PLAIN_GROUP]
-    addition = str(ctx.tasks) == "addition"
-    warm = suite(ctx.tasks, ctx.seed + 1, plan.warmup_tasks) if addition else []
-    scored = suite(ctx.tasks, ctx.seed, plan.tasks)
-    length = await fit_length(ctx.pool, warm or scored[: plan.warmup_tasks], plan.max_tokens,
-                              ctx.seed)  # fmt: skip
+    scored, length = await scored_and_length(ctx, plan.tasks, plan.warmup_tasks, plan.max_tokens)
     calls = await run_drift(ctx.pool, plan, scored, latency=latency, length=length,
                             seed=ctx.seed, progress=ctx.console.print)  # fmt: skip
     rows = [asdict(c) for c in calls]

@@ -40,17 +40,19 @@ from agentrt.tts._length_online import OnlineLength
 from agentrt.tts._online import OnlineLatency
 from agentrt.tts._planner import PlanInputs, SearchSpace
 from agentrt.tts._result import Result
-from benchmarks.oracle import Outcome, best_static, score
+from benchmarks.oracle import Outcome, absolute_percentage_error, best_static, score
 from benchmarks.plots import plot_frontier
 from benchmarks.registry import BenchContext, Benchmark, Measured, Tables
 from benchmarks.results import BenchResult
 from benchmarks.tables import markdown_table
 
-__all__ = ["BENCHMARK",
+__all__ = [
+    "BENCHMARK",
     "PLANNERS",
     "FrontierPlan",
     "frontier_rows",
     "run_frontier",
+    "scored_and_length",
     "static_configs",
 ]
 
@@ -170,6 +172,18 @@ async def fit_length(
     return LengthModel.from_samples(lengths)
 
 
+async def scored_and_length(
+    ctx: BenchContext, tasks: int, warmup_tasks: int, max_tokens: int
+) -> tuple[list[Task], LengthModel]:
+    """The run's seeded tasks and a length model fitted on warm-up tasks: fresh
+    ones of the built-in suite (another seed), else the first scored ones."""
+    addition = str(ctx.tasks) == "addition"
+    warm = suite(ctx.tasks, ctx.seed + 1, warmup_tasks) if addition else []
+    scored = suite(ctx.tasks, ctx.seed, tasks)
+    length = await fit_length(ctx.pool, warm or scored[:warmup_tasks], max_tokens, ctx.seed)
+    return scored, length
+
+
 async def run_frontier(
     backend: Backend,
     plan: FrontierPlan,
@@ -235,7 +249,7 @@ def model_latency(
 
 
 def _apes(pairs: Sequence[tuple[float, float]]) -> list[float]:
-    return sorted(abs(p - a) / a for p, a in pairs if a > 0)
+    return sorted(e for p, a in pairs if (e := absolute_percentage_error(p, a)) is not None)
 
 
 def prediction_error(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
@@ -309,11 +323,7 @@ async def _measure(ctx: BenchContext) -> Measured:
     if ctx.count is not None:
         plan = replace(plan, tasks=ctx.count)
     latency = ctx.latency_models()
-    addition = str(ctx.tasks) == "addition"
-    warm = suite(ctx.tasks, ctx.seed + 1, plan.warmup_tasks) if addition else []
-    scored = suite(ctx.tasks, ctx.seed, plan.tasks)
-    length = await fit_length(ctx.pool, warm or scored[: plan.warmup_tasks], plan.max_tokens,
-                              ctx.seed)  # fmt: skip
+    scored, length = await scored_and_length(ctx, plan.tasks, plan.warmup_tasks, plan.max_tokens)
     outcomes = await run_frontier(ctx.pool, plan, scored, latency=latency, length=length,
                                   seed=ctx.seed, progress=ctx.console.print,
                                   online=OnlineLatency(), lengths=OnlineLength())  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "best_static", "score", "within"]
+__all__ = ["Outcome", "absolute_percentage_error", "best_static", "score", "within"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,10 @@ def best_static(
         key=lambda n: (-scores[n]["accuracy"], scores[n]["tokens"], n),
     )
     return (ranked[0], scores[ranked[0]]["accuracy"]) if ranked else None
+
+
+def absolute_percentage_error(predicted_s: float | None, actual_s: float) -> float | None:
+    """``|predicted - actual| / actual``; None without a prediction or a duration."""
+    if predicted_s is None or actual_s <= 0:
+        return None
+    return abs(predicted_s - actual_s) / actual_s

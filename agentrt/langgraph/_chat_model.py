@@ -269,9 +269,7 @@ class TTSChatModel(BaseChatModel):
             )
         async with EndpointPool(specs) as pool:
             await runtime.knowledge(pool)
-            yield runtime.executor(
-                pool=pool, space=self._space(sorted(pool.groups), greedy_only_groups(specs))
-            )
+            yield runtime.executor(pool=pool, space=self._space(sorted(pool.groups), _greedy(pool)))
 
     def _message(self, result: Result) -> AIMessage:
         usage = UsageMetadata(

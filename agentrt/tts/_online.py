@@ -159,43 +159,6 @@ class _Params:
     min_noise_sd: float
 
 
-@dataclass
-class _Filter:
-    """The Kalman filter of one log-factor (see the module docstring)."""
-
-    mean: float
-    var: float
-    noise: float
-    observations: int = 0
-    drifts: int = 0
-
-    @classmethod
-    def prior(cls, params: _Params) -> _Filter:
-        noise = params.noise_sd**2
-        return cls(mean=0.0, var=noise / params.pseudo_count, noise=noise)
-
-    def update(self, x: float, censored: bool, params: _Params) -> None:
-        var = self.var + params.forget_sd**2
-        spread = math.sqrt(var + self.noise)
-        if censored:
-            if x <= self.mean:
-                return  # a lower bound under the estimate: nothing learned
-            x = self.mean + spread * _inverse_mills((x - self.mean) / spread)
-        innovation = x - self.mean
-        if abs(innovation) > params.drift_z * spread:
-            var = max(var, innovation**2)
-            self.drifts += 1
-        gain = var / (var + self.noise)
-        self.mean += gain * innovation
-        self.var = (1.0 - gain) * var
-        residual = x - self.mean
-        self.noise = max(
-            params.min_noise_sd**2,
-            (1.0 - params.noise_gain) * self.noise + params.noise_gain * (residual**2 + self.var),
-        )
-        self.observations += 1
-
-
 def band_of(concurrency: float) -> int:
     """The concurrency band of a reading: ``floor(log2 c)`` (1, 2-3, 4-7, 8-15, ...)."""
     return min(BANDS - 1, math.floor(math.log2(max(1.0, concurrency))))
@@ -217,28 +180,29 @@ class _Entry:
 BANDS = 6
 """Concurrency bands of the joint filter: 1, 2-3, 4-7, 8-15, 16-31, 32+."""
 NEW_BAND_READS = 3
-"""A band read fewer times than this takes a drift as its own (see ``_JointFilter``)."""
+"""A band read fewer times than this takes a drift as its own (see ``_Filter``)."""
 
 
 @dataclass
-class _JointFilter:
-    """The group's log-factor ``m`` (index 0) and an offset per concurrency band
-    (indices 1..BANDS), with their full covariance (see the module docstring)."""
+class _Filter:
+    """The Kalman filter of a log-factor ``m`` (index 0) and, for a group, an offset
+    per concurrency band (indices 1..bands), with their full covariance (see the
+    module docstring). An endpoint's filter has no bands: a scalar filter."""
 
     state: list[float]
     cov: list[list[float]]
     noise: float
     observations: int = 0
     drifts: int = 0
-    band_reads: list[int] = field(default_factory=lambda: [0] * BANDS)
+    band_reads: list[int] = field(default_factory=list)
 
     @classmethod
-    def prior(cls, params: _Params) -> _JointFilter:
+    def prior(cls, params: _Params, bands: int = BANDS) -> _Filter:
         noise = params.noise_sd**2
-        size = 1 + BANDS
+        size = 1 + bands
         cov = [[noise / params.pseudo_count if i == j else 0.0 for j in range(size)]
                for i in range(size)]  # fmt: skip
-        return cls(state=[0.0] * size, cov=cov, noise=noise)
+        return cls(state=[0.0] * size, cov=cov, noise=noise, band_reads=[0] * bands)
 
     @property
     def mean(self) -> float:
@@ -251,13 +215,13 @@ class _JointFilter:
     def offset(self, band: int) -> float:
         return self.state[1 + band]
 
-    def _read_bands(self) -> list[int]:
-        return [b for b in range(BANDS) if self.band_reads[b]]
+    def read_bands(self) -> list[int]:
+        return [b for b, reads in enumerate(self.band_reads) if reads]
 
     def typical(self) -> float:
         """The log-factor at the bands read, weighted by their readings (``m`` alone
         when none was): what a reading is expected to show."""
-        bands = self._read_bands()
+        bands = self.read_bands()
         if not bands:
             return self.state[0]
         reads = sum(self.band_reads[b] for b in bands)
@@ -267,11 +231,13 @@ class _JointFilter:
         """The largest log-space sd of a prediction at a band read (or of ``m``)."""
         variances = [self.cov[0][0]] + [
             self.cov[0][0] + 2 * self.cov[0][1 + b] + self.cov[1 + b][1 + b]
-            for b in self._read_bands()
+            for b in self.read_bands()
         ]  # fmt: skip
         return math.sqrt(max(0.0, *variances))
 
-    def update(self, x: float, censored: bool, params: _Params, band: int | None) -> None:
+    def update(
+        self, x: float, censored: bool, params: _Params, band: int | None = None
+    ) -> None:
         size = len(self.state)
         cov = [row[:] for row in self.cov]  # committed only if the reading is used
         cov[0][0] += params.forget_sd**2
@@ -351,24 +317,25 @@ class OnlineLatency:
         self._params = _Params(noise_sd, pseudo_count, forget_sd, drift_z, noise_gain,
                                min_noise_sd)  # fmt: skip
         self._entries: dict[tuple[str, str | None], _Entry] = {}
-        self._groups: dict[tuple[str, Quantity], _JointFilter] = {}
+        self._groups: dict[tuple[str, Quantity], _Filter] = {}
         self._version = 0  # readings taken: what the memo of corrected() is valid for
         self._corrected: tuple[int, Mapping[str, LatencyModel], dict[str, LatencyModel]] | None = (
             None
         )
 
-    def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter | _JointFilter:
+    def _filter(self, group: str, url: str | None, quantity: Quantity) -> _Filter:
+        """The group's filter (with bands), or one endpoint's (without)."""
         if url is None:
             return self._joint(group, quantity)
         entry = self._entries.setdefault((group, url), _Entry())
         if quantity not in entry.filters:
-            entry.filters[quantity] = _Filter.prior(self._params)
+            entry.filters[quantity] = _Filter.prior(self._params, bands=0)
         return entry.filters[quantity]
 
-    def _joint(self, group: str, quantity: Quantity) -> _JointFilter:
+    def _joint(self, group: str, quantity: Quantity) -> _Filter:
         key = (group, quantity)
         if key not in self._groups:
-            self._groups[key] = _JointFilter.prior(self._params)
+            self._groups[key] = _Filter.prior(self._params)
         return self._groups[key]
 
     def observe(self, observation: LatencyObservation) -> None:
@@ -379,9 +346,9 @@ class OnlineLatency:
         band = None if observation.concurrency is None else band_of(observation.concurrency)
         self._joint(observation.group, quantity).update(x, censored, self._params, band)
         if observation.url is not None:
-            entry = self._entries.setdefault((observation.group, observation.url), _Entry())
-            scalar = entry.filters.setdefault(quantity, _Filter.prior(self._params))
-            scalar.update(x, censored, self._params)
+            self._filter(observation.group, observation.url, quantity).update(
+                x, censored, self._params
+            )
 
     def correction(self, group: str) -> ConcurrencyCorrection | None:
         """The group's factors by concurrency band beyond its own (None: no band read yet)."""
@@ -390,10 +357,7 @@ class OnlineLatency:
             joint = self._groups.get((group, quantity))
             if joint is None:
                 return ()
-            return tuple(
-                (float(band), joint.offset(band))
-                for band in range(BANDS) if joint.band_reads[band]
-            )  # fmt: skip
+            return tuple((float(band), joint.offset(band)) for band in joint.read_bands())
 
         ttft, per_token = points("ttft"), points("per_token")
         return ConcurrencyCorrection(ttft, per_token) if ttft or per_token else None
@@ -407,7 +371,7 @@ class OnlineLatency:
             if joint is not None:
                 out += [
                     (quantity, 2**band, math.exp(joint.offset(band)), joint.band_reads[band])
-                    for band in range(BANDS) if joint.band_reads[band]
+                    for band in joint.read_bands()
                 ]  # fmt: skip
         return tuple(out)
 
@@ -420,19 +384,13 @@ class OnlineLatency:
         ttft = self._filter(group, url, "ttft")
         per_token = self._filter(group, url, "per_token")
 
-        def factor(f: _Filter | _JointFilter) -> float:
-            return math.exp(f.typical() if isinstance(f, _JointFilter) else f.mean)
-
-        def sd(f: _Filter | _JointFilter) -> float:
-            return f.spread() if isinstance(f, _JointFilter) else math.sqrt(f.var)
-
         return OnlineState(
             group=group,
             url=url,
-            ttft_factor=factor(ttft),
-            per_token_factor=factor(per_token),
-            ttft_sd=sd(ttft),
-            per_token_sd=sd(per_token),
+            ttft_factor=math.exp(ttft.typical()),
+            per_token_factor=math.exp(per_token.typical()),
+            ttft_sd=ttft.spread(),
+            per_token_sd=per_token.spread(),
             observations=ttft.observations + per_token.observations,
             drifts=ttft.drifts + per_token.drifts,
         )
