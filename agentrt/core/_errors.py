@@ -27,6 +27,8 @@ Low-level errors (httpx, json) are mapped at the boundary with
 
 from __future__ import annotations
 
+from agentrt.core._redact import redact
+
 __all__ = [
     "AgentrtError",
     "BudgetRefused",
@@ -49,7 +51,15 @@ __all__ = [
 
 
 class AgentrtError(Exception):
-    """Base of every error agentrt raises on purpose."""
+    """Base of every error agentrt raises on purpose.
+
+    Its message is redacted (:func:`agentrt.core._redact.redact`) once, here,
+    before anything can cut it: keys a server echoed, URL credentials and
+    credential-shaped values never reach ``str(error)``, spans or logs.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigurationError(AgentrtError, ValueError):

@@ -106,7 +106,7 @@ class PoolKnowledge:
         if policy is None:
             return None
         if policy not in self.buckets:
-            self.buckets[policy] = TokenBucket.for_policy(policy)
+            self.buckets[policy] = policy.bucket()
         return self.buckets[policy]
 
 

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from agentrt.core._redact import register_secret
+
 __all__ = [
     "PLAIN_GROUP",
     "SPEC_GROUP",
@@ -48,6 +50,11 @@ class EndpointSpec(BaseModel):
     speculative: dict[str, Any] | None = None
     verify_tls: bool = True
     greedy_only: bool = False
+
+    def model_post_init(self, context: Any, /) -> None:
+        # A key this process was configured with is blanked in all its output.
+        if self.api_key is not None:
+            register_secret(self.api_key.get_secret_value())
 
     @property
     def draft_tokens(self) -> int | None:

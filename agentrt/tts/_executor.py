@@ -269,7 +269,7 @@ class TTSExecutor:
         self.hedge = HedgePolicy.coerce(hedge)
         self.hedge_bucket: TokenBucket | None = None
         if self.hedge is not None:
-            self.hedge_bucket = hedge_bucket or TokenBucket.for_policy(self.hedge)
+            self.hedge_bucket = hedge_bucket or self.hedge.bucket()
         self.observer: CallObserver = observer or NoObserver()
         self.online = online
         self.lengths = lengths

@@ -16,16 +16,14 @@ Everything here is pure or a few lines of state; the executor does the I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.core._token_bucket import TokenBucket
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._planner import PlanInputs, predict
 
 __all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s"]
-
-_ROUNDING = 1e-9
-
 
 @dataclass(frozen=True)
 class HedgePolicy:
@@ -51,6 +49,10 @@ class HedgePolicy:
         _check("min_delay_s", self.min_delay_s, 0.0 <= self.min_delay_s < math.inf,
                "finite and >= 0")  # fmt: skip
 
+    def bucket(self) -> TokenBucket:
+        """A fresh hedge budget for this policy (full)."""
+        return TokenBucket(ratio=self.budget_ratio, capacity=self.burst)
+
     @classmethod
     def coerce(cls, value: HedgePolicy | bool | None) -> HedgePolicy | None:
         """``True`` is the default policy, ``False``/``None`` no hedging."""
@@ -66,50 +68,6 @@ class HedgePolicy:
 def _check(name: str, value: float, ok: bool, expected: str) -> None:
     if math.isnan(value) or not ok:
         raise ConfigurationError(f"HedgePolicy.{name} must be {expected}, got {value!r}")
-
-
-@dataclass
-class TokenBucket:
-    """Counts hedge credit by calls, not by time: each call deposits ``ratio``
-    tokens up to ``capacity``; a hedge spends one whole token."""
-
-    ratio: float
-    capacity: float
-    tokens: float = field(default=math.nan)
-
-    def __post_init__(self) -> None:
-        if math.isnan(self.tokens):
-            self.tokens = self.capacity
-        if math.isnan(self.ratio) or not 0.0 <= self.ratio <= 1.0:
-            raise ConfigurationError(f"TokenBucket.ratio must be in [0, 1], got {self.ratio!r}")
-        if math.isnan(self.capacity) or not 1.0 <= self.capacity < math.inf:
-            raise ConfigurationError(
-                f"TokenBucket.capacity must be finite and >= 1, got {self.capacity!r}"
-            )
-        if not 0.0 <= self.tokens <= self.capacity:
-            raise ConfigurationError(
-                f"TokenBucket.tokens must be in [0, capacity={self.capacity}], got {self.tokens!r}"
-            )
-
-    @classmethod
-    def for_policy(cls, policy: HedgePolicy) -> TokenBucket:
-        return cls(ratio=policy.budget_ratio, capacity=policy.burst)
-
-    def deposit(self) -> None:
-        """One call started: add ``ratio`` tokens, up to ``capacity``."""
-        self.tokens = min(self.capacity, self.tokens + self.ratio)
-
-    @property
-    def available(self) -> bool:
-        """A whole token is there (allowing for rounding: 20 x 0.05 is one token)."""
-        return self.tokens >= 1.0 - _ROUNDING
-
-    def try_spend(self) -> bool:
-        """Take a token for one hedge; ``False`` (and nothing taken) when none is left."""
-        if not self.available:
-            return False
-        self.tokens = max(0.0, self.tokens - 1.0)
-        return True
 
 
 def hedge_delay_s(config: TTSConfig, inputs: PlanInputs, policy: HedgePolicy) -> float:
