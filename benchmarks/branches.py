@@ -90,6 +90,7 @@ def speedup_by_n(rows: Sequence[dict[str, Any]], plain: str = PLAIN_GROUP) -> li
             })  # fmt: skip
     return out
 
+
 async def _measure(ctx: BenchContext) -> Measured:
     plan = BranchesPlan.quick() if ctx.quick else BranchesPlan()
     rows = branch_rows(await run_branches(ctx.pool, plan, ctx.seed, ctx.groups))

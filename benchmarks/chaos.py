@@ -35,7 +35,7 @@ from agentrt.tracing._setup import (
     TracingSettings,
     configure_tracing,
     current_tracing,
-    flush_traces,
+    flush_traces_async,
 )
 from agentrt.tts._latency import LatencyModel
 from benchmarks.audit import (
@@ -317,7 +317,7 @@ async def run_chaos(
                 injector.cancel()
                 await asyncio.gather(injector, return_exceptions=True)
             await runtime.settle(timeout_s=10.0)  # graphs cut at their deadline end their spans
-        flush_traces()
+        await flush_traces_async()
     finally:
         for proxy in proxies:
             await proxy.aclose()

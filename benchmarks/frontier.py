@@ -318,6 +318,7 @@ def frontier_rows(
             })  # fmt: skip
     return rows, bars
 
+
 async def _measure(ctx: BenchContext) -> Measured:
     plan = FrontierPlan.quick() if ctx.quick else FrontierPlan()
     if ctx.count is not None:

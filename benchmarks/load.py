@@ -45,7 +45,7 @@ from agentrt.tracing._setup import (
     TracingSettings,
     configure_tracing,
     current_tracing,
-    flush_traces,
+    flush_traces_async,
 )
 from benchmarks.audit import (
     AnswerAudit,
@@ -260,7 +260,7 @@ async def _level(
         await asyncio.gather(sampler, return_exceptions=True)
     wall, cpu = clock.now() - started, time.process_time() - cpu_started
     await runtime.settle(timeout_s=10.0)  # graphs cut at their deadline end their spans
-    flush_traces()
+    await flush_traces_async()
     span_audit, answer_audit = SpanAudit(), AnswerAudit()
     if plan.tracing:
         traces = spans_by_trace(read_trace_dir(traces_dir))

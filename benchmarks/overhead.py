@@ -110,7 +110,9 @@ async def _pairs(
     with tempfile.TemporaryDirectory() as traces:
         configure_tracing(TracingSettings(exporters=("jsonl",), traces_dir=Path(traces)))
         try:
-            async with httpx.AsyncClient(timeout=60.0) as http:
+            key = pool.endpoints[0].spec.api_key  # the local pool's servers want its key
+            auth = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+            async with httpx.AsyncClient(timeout=60.0, headers=auth) as http:
                 for i in range(plan.warmup + plan.pairs):
                     run_seed = seed * 10_007 + i
                     # The request the executor sends for this call (its first call's seed).
@@ -168,6 +170,7 @@ def overhead_summary(pairs: Sequence[Pair]) -> dict[str, Any]:
         "meets_2ms_bar": added_ms <= 2.0,
         "meets_3pct_bar": ratio <= 1.03,
     }
+
 
 async def _measure(ctx: BenchContext) -> Measured:
     plan = OverheadPlan.quick() if ctx.quick else OverheadPlan()

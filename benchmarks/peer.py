@@ -42,8 +42,12 @@ class PeerPlan:
         return cls(tasks=4)
 
 
-def peer_graph(base_url: str, model: str, n: int, max_tokens: int, step_timeout_s: float) -> Any:
-    """The math graph in plain LangGraph + ChatOpenAI (imports the optional peer)."""
+def peer_graph(
+    base_url: str, model: str, n: int, max_tokens: int, step_timeout_s: float,
+    api_key: str | None = None,
+) -> Any:  # fmt: skip
+    """The math graph in plain LangGraph + ChatOpenAI (imports the optional peer), with
+    the server's key (the local pool's servers want one)."""
     from langchain_core.messages import HumanMessage
     from langchain_openai import ChatOpenAI
     from langgraph.graph import StateGraph
@@ -52,7 +56,7 @@ def peer_graph(base_url: str, model: str, n: int, max_tokens: int, step_timeout_
     from agentrt.langgraph._loading import load_graph
 
     math = load_graph(GRAPH).module
-    llm = ChatOpenAI(base_url=f"{base_url}/v1", api_key="none", model=model, n=n,
+    llm = ChatOpenAI(base_url=f"{base_url}/v1", api_key=api_key or "none", model=model, n=n,
                      temperature=0.7 if n > 1 else 0.0, max_tokens=max_tokens,
                      max_retries=0)  # fmt: skip
 
@@ -109,8 +113,10 @@ async def run_peer(
                     )  # fmt: skip
                     answer = loaded.module.answer_of(result.state)
                 else:
+                    key = endpoint.spec.api_key
                     graph = peer_graph(endpoint.spec.url, endpoint.served_model or "",
-                                       plan.n, plan.max_tokens, d / EXPECTED_STEPS)  # fmt: skip
+                                       plan.n, plan.max_tokens, d / EXPECTED_STEPS,
+                                       key.get_secret_value() if key else None)  # fmt: skip
                     state = await graph.ainvoke(loaded.module.input_for(task))
                     answer = loaded.module.answer_of(state)
             except Exception as exc:  # a failed run (NodeTimeoutError, HTTP error) is wrong
@@ -121,6 +127,7 @@ async def run_peer(
                 Outcome(who, i, answer == answer_key(task), elapsed, deadline_s=d, config=note)
             )
     return outcomes
+
 
 async def _measure(ctx: BenchContext) -> Measured:
     plan = PeerPlan.quick() if ctx.quick else PeerPlan()

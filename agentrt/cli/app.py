@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Coroutine
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agentrt.core._errors import AgentrtError
+from agentrt.core._loop import exit_now, run_coroutine
 from agentrt.core._settings import Settings
 from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import EndpointSpec
@@ -37,7 +37,7 @@ T = TypeVar("T")
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; agentrt errors become a one-line message and exit code 1."""
     try:
-        return asyncio.run(coro)
+        return run_coroutine(coro)  # returns by the deadline: no wait on uncancellable threads
     except AgentrtError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from exc
@@ -80,7 +80,9 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Start the local vLLM CPU servers on loopback and wait until they answer."""
+    """Start the local vLLM CPU servers on loopback and wait until they answer.
+
+    Servers already up are reused; an `up` already starting is waited for."""
     pool = LocalPool()
     records = _run(
         pool.up(plain=servers, spec=spec_servers, kv_cache_gib=kv_cache_gib, timeout_s=timeout)
@@ -94,7 +96,7 @@ def up(
 
 @app.command()
 def down() -> None:
-    """Stop exactly the local servers that `agentrt up` started."""
+    """Stop every recorded local server (started by `agentrt up` or by a run)."""
     stopped = _run(LocalPool().down())
     console.print(
         f"stopped {len(stopped)} server(s)" + "".join(f"\n  {s.name} pid {s.pid}" for s in stopped)
@@ -197,7 +199,7 @@ def run_graph(
     """Run a graph under one end-to-end deadline (starts the local pool if needed)."""
     from agentrt.cli.run import run_graph_command
 
-    _run(
+    result = _run(
         run_graph_command(
             graph_path=graph,
             deadline=deadline,
@@ -209,6 +211,16 @@ def run_graph(
             console=console,
         )
     )
+    if result.uncancelled:
+        # A sync node cannot be cancelled: exit now rather than wait at exit for its thread.
+        err_console.print(
+            f"[yellow]warning:[/] sync nodes {list(result.uncancelled)} were still running "
+            "at the deadline; exiting without waiting for them",
+            highlight=False,
+        )
+        from agentrt.tracing import flush_traces
+
+        exit_now(0, flush=flush_traces)
 
 
 trace_app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)

@@ -22,7 +22,7 @@ from agentrt.pool._endpoint import EndpointSpec
 from agentrt.pool._local import pool_endpoints
 from agentrt.pool._pool import EndpointPool
 from agentrt.tasks import is_correct
-from agentrt.tracing._setup import ensure_tracing
+from agentrt.tracing._setup import ensure_tracing, flush_traces_async
 from agentrt.tts._calibration_store import resolve_latency
 from agentrt.tts._latency import LatencyModel
 
@@ -142,6 +142,7 @@ async def run_graph_command(
             )  # fmt: skip
             live.remaining_s = max(0.0, seconds - result.elapsed_s)
             view.update(live.render())
+    await flush_traces_async()  # the trace file named below is whole (bounded wait, off the loop)
     answer_of = loaded.optional("answer_of")
     answer = answer_of(result.state) if answer_of else None
     console.print(_calls_table(result))

@@ -1,4 +1,8 @@
-"""``agentrt trace view`` and ``agentrt trace summary``."""
+"""``agentrt trace view`` and ``agentrt trace summary``.
+
+A trace file that cannot be read is a :class:`~agentrt.tracing.TraceFileError`
+naming the file and line, which ``agentrt`` prints as one line.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.table import Table
 
 from agentrt.cli.waterfall import layout, render_html, render_png
 from agentrt.core._errors import ConfigurationError
+from agentrt.tracing._errors import TraceFileError
 from agentrt.tracing._records import find_trace_file, load_runs
 from agentrt.tracing._summary import RunTotals, SiteSummary, summarise
 
@@ -26,7 +31,7 @@ def trace_view_command(
     source = find_trace_file(run, traces_dir)
     runs = load_runs([source])
     if not runs:
-        raise ConfigurationError(f"{source}: no spans")
+        raise TraceFileError(source, None, "no spans")
     chosen = next((r for r in runs if run in (r.run_id, r.trace_id)), None)
     chosen = chosen or max(runs, key=lambda r: len(r.spans))
     waterfall = layout(chosen)

@@ -6,6 +6,12 @@ page (inline SVG, no scripts or external files) and :func:`render_png` with
 matplotlib. Each call row shows its slice as an outline behind the bar of what
 it used; branches are coloured by how they ended (finished, early-stopped,
 cancelled — cancelled ones hatched); the run's deadline is a vertical line.
+
+Labels are text from the trace file, drawn as text: escaped for HTML, and
+for matplotlib with every ``$`` escaped (a ``$...$`` pair would otherwise be
+parsed as math text, and bad math text stops the drawing). Slices and
+deadlines outside ``(0, MAX_AXIS_S]`` are not drawn: a hostile or broken
+figure must not stretch the axis to infinity.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from pathlib import Path
 from agentrt.tracing._attributes import AGENTRT, GEN_AI
 from agentrt.tracing._records import RunTrace, SpanRecord
 
-__all__ = ["COLOURS", "Row", "Waterfall", "layout", "render_html", "render_png"]
+__all__ = ["COLOURS", "MAX_AXIS_S", "Row", "Waterfall", "layout", "render_html", "render_png"]
+
+MAX_AXIS_S = 1e6
+"""Slices and deadlines past this many seconds (11 days) are not drawn."""
 
 COLOURS = {
     "workflow": "#4c566a",
@@ -109,6 +118,15 @@ def _detail(span: SpanRecord, kind: str) -> str:
     return f"{span.duration_s:.3f}s"
 
 
+def _drawable(seconds: float | None) -> float | None:
+    return seconds if seconds is not None and 0 <= seconds <= MAX_AXIS_S else None
+
+
+def _plain_text(label: str) -> str:
+    """``label`` as matplotlib draws it literally: no ``$`` opens math text."""
+    return label.replace("$", r"\$")
+
+
 def layout(run: RunTrace) -> Waterfall:
     """The rows of ``run``, depth-first, times in seconds from its first span."""
     origin = run.start_ns
@@ -126,13 +144,13 @@ def layout(run: RunTrace) -> Waterfall:
                 start_s=(span.start_ns - origin) / 1e9,
                 end_s=(span.end_ns - origin) / 1e9,
                 outcome=str(span.get(AGENTRT.BRANCH_OUTCOME)) if kind == "branch" else None,
-                slice_s=span.number(AGENTRT.SLICE_S) if kind == "chat" else None,
+                slice_s=_drawable(span.number(AGENTRT.SLICE_S)) if kind == "chat" else None,
                 error=str(span.get("error.type")) if span.get("error.type") else None,
                 detail=_detail(span, kind),
             )
         )
     root = run.workflow
-    deadline = root.number(AGENTRT.DEADLINE_S) if root is not None else None
+    deadline = _drawable(root.number(AGENTRT.DEADLINE_S)) if root is not None else None
     end = max([r.end_s for r in rows] + [r.start_s + (r.slice_s or 0.0) for r in rows] + [0.001])
     title = f"{run.graph or 'trace'} — run {run.run_id[:16]}"
     return Waterfall(title, tuple(rows), end, deadline)
@@ -250,11 +268,12 @@ def render_png(waterfall: Waterfall, path: Path, *, dpi: int = 110) -> Path:
         if waterfall.deadline_s is not None:
             ax.axvline(waterfall.deadline_s, color=COLOURS["deadline"], linestyle="--", linewidth=2)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(["  " * r.depth + r.label for r in reversed(rows)], fontsize=7)
+        labels = [_plain_text("  " * r.depth + r.label) for r in reversed(rows)]
+        ax.set_yticklabels(labels, fontsize=7)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlim(0, max(waterfall.span_s, waterfall.deadline_s or 0.0) * 1.02)
         ax.set_xlabel("seconds from the run's start")
-        ax.set_title(waterfall.title, fontsize=10)
+        ax.set_title(_plain_text(waterfall.title), fontsize=10)
         ax.grid(axis="x", color="#e5e9f0")
         ax.legend(
             handles=[Patch(color=COLOURS[k], label=k.replace("_", " "))

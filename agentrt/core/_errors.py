@@ -8,7 +8,9 @@ Configuration mistakes (yours, fix the input) stand apart from run failures
     │   ├── EndpointConfigError       malformed URL, unknown group, bad TOML/env
     │   ├── ProfileError              a budget profile that does not validate (file, field, value)
     │   ├── ModelNotServed            the endpoint does not serve the requested model
-    │   └── ModelNotPreparedError     local model package missing or conversion failed
+    │   ├── ModelNotPreparedError     local model package missing or conversion failed
+    │   └── TraceFileError            a trace file that cannot be read (file, line, problem;
+    │                                 agentrt.tracing)
     └── RunError                      failures while running
         ├── DeadlineExceeded          scope, deadline, elapsed; never retried
         ├── BudgetRefused             a call whose minimum latency exceeds its slice
@@ -19,10 +21,14 @@ Configuration mistakes (yours, fix the input) stand apart from run failures
         │   │   ├── EndpointUnavailable   connection failure, 503, reset: retryable
         │   │   ├── EndpointRejected      4xx: bad request, unknown model; not retried
         │   │   └── ProtocolError         a body that is not OpenAI-compatible
-        └── LocalPoolError            the embedded local vLLM pool failed to start/stop
+        ├── LocalPoolError            the embedded local vLLM pool failed to start/stop
+        └── RunFailed                 a run that ended short, raised on request (on_error or
+            │                         on_expiry = "raise"); .result holds all it had
+            └── RunDeadlineExceeded   (also a DeadlineExceeded; agentrt.langgraph)
 
 Low-level errors (httpx, json) are mapped at the boundary with
-``raise Specific(...) from exc``.
+``raise Specific(...) from exc``. Every message is redacted once, at the root
+(:class:`AgentrtError`), before anything can cut it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,13 @@
 
 from agentrt.langgraph._chat_model import TTSChatModel
 from agentrt.langgraph._loading import LoadedGraph, load_graph
-from agentrt.langgraph._runner import RunDeadlineExceeded, RunEvent, RunObserver, RunResult
+from agentrt.langgraph._runner import (
+    RunDeadlineExceeded,
+    RunEvent,
+    RunFailed,
+    RunObserver,
+    RunResult,
+)
 from agentrt.langgraph._runtime import (
     PoolKnowledge,
     PoolState,
@@ -24,6 +30,7 @@ __all__ = [
     "PoolState",
     "RunDeadlineExceeded",
     "RunEvent",
+    "RunFailed",
     "RunObserver",
     "RunResult",
     "RunScope",

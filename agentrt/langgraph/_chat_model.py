@@ -233,12 +233,14 @@ class TTSChatModel(BaseChatModel):
                     space=self._within(scope.executor.space),
                 )
             scope.manager.call_finished(allocation, tokens=result.completion_tokens)
-            scope.calls.append(CallRecord(allocation, result))
+            scope.calls.append(CallRecord(allocation, result))  # recorded even if it failed
+            if result.failure is not None:
+                raise result.failure
             return result
         slice_s = self.slice_s or self.timeout or DEFAULT_SLICE_S
         async with self._standalone_executor() as executor:
             deadline = current_deadline() or Deadline.after(slice_s, clock=executor.clock)
-            return await executor.run(
+            result = await executor.run(
                 openai_messages,
                 slice_s=slice_s,
                 deadline=deadline,
@@ -247,6 +249,9 @@ class TTSChatModel(BaseChatModel):
                 stop=stop or (),
                 call_site=self.call_site,
             )
+        if result.failure is not None:  # every request failed: say why, as ChatOpenAI would
+            raise result.failure
+        return result
 
     @contextlib.asynccontextmanager
     async def _standalone_executor(self) -> AsyncIterator[TTSExecutor]:

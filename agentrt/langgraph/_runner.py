@@ -22,6 +22,14 @@ to the overshoot; the runtime keeps it until it has unwound
 Past the deadline, ``on_expiry = "degrade"`` returns the last consistent state
 plus the results of tasks that finished in the cut superstep, flagged;
 ``"raise"`` raises :class:`RunDeadlineExceeded`, which carries the same result.
+
+Once the graph has started, every failure becomes a result: a node that
+raised (an endpoint's rejection, a graph's recursion limit, a bug in the
+node), the graph's own error — each is caught here and returned as the
+last consistent state, every call's result, ``degraded=True`` and a reason
+that names what failed (``error`` says the exception). ``on_error="raise"``
+raises :class:`RunFailed` carrying that result instead. Only cancellation of
+the caller (a ``BaseException``) passes through.
 """
 
 from __future__ import annotations
@@ -42,8 +50,10 @@ from agentrt.budget._report import BudgetReport
 from agentrt.budget._topology import GraphTopology
 from agentrt.core._clock import timeout_after
 from agentrt.core._deadline import Deadline
-from agentrt.core._errors import BudgetRefused, DeadlineExceeded
+from agentrt.core._errors import BudgetRefused, DeadlineExceeded, RunError
 from agentrt.core._lag import LoopLag
+from agentrt.core._log import log_dropped
+from agentrt.core._redact import truncate_redacted
 from agentrt.langgraph._loading import graph_key
 from agentrt.langgraph._scope import CallRecord, RunScope, run_scope
 from agentrt.tracing._spans import WorkflowSpan, workflow_span
@@ -51,8 +61,10 @@ from agentrt.tts._answers import AnswerSpec
 from agentrt.tts._executor import TTSExecutor
 
 __all__ = [
+    "ON_ERROR",
     "RunDeadlineExceeded",
     "RunEvent",
+    "RunFailed",
     "RunObserver",
     "RunResult",
     "drive_run",
@@ -61,6 +73,11 @@ __all__ = [
 
 CUT_SLACK_S = 0.001
 """A deadline timer that would fire this close to its instant fires now."""
+ON_ERROR = ("degrade", "raise")
+"""What a run does when its graph fails: return the result flagged, or raise
+:class:`RunFailed` carrying it."""
+ERROR_TEXT_LIMIT = 500
+"""Characters of a failure's message kept in ``RunResult.reason``/``error`` (redacted first)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,11 @@ class RunResult:
     """Which latency calibration the run planned with, when its runtime chose it (the
     pool's fingerprint cache, one measured now, or the prior); None when the runtime
     was given ``latency=``, ``endpoints=`` or a pool."""
+    error: str | None = None
+    """What failed, when the graph raised (``"EndpointRejected: ..."``, redacted);
+    ``None`` for a run that finished or was cut by its deadline."""
+    failed_nodes: tuple[str, ...] = ()
+    """Node tasks that raised (their writes are lost; the others' are kept)."""
 
     @property
     def uncancelled(self) -> tuple[str, ...]:
@@ -126,16 +148,31 @@ class RunResult:
         return self.overshoot_s == 0
 
 
-class RunDeadlineExceeded(DeadlineExceeded):
+class RunFailed(RunError):
+    """A run that did not finish cleanly, raised because it was asked to
+    (``on_error="raise"``; :class:`RunDeadlineExceeded` for ``on_expiry="raise"``).
+
+    ``result`` holds everything the run had computed by then: one type to catch
+    for every way a run can end short, with nothing lost.
+    """
+
+    def __init__(self, result: RunResult, message: str | None = None) -> None:
+        self.result = result
+        RunError.__init__(self, message or f"run {result.run_id} failed: {result.reason}")
+
+
+class RunDeadlineExceeded(DeadlineExceeded, RunFailed):
     """The run's deadline passed and its profile says ``on_expiry = "raise"``.
 
     ``result`` holds everything the run had computed by then.
     """
 
     def __init__(self, result: RunResult) -> None:
-        self.result = result
-        super().__init__("run", result.deadline_s, result.elapsed_s)
-        self.args = (f"{self.args[0]}: {result.reason}",)
+        self.scope = "run"
+        self.deadline_s = result.deadline_s
+        self.elapsed_s = result.elapsed_s
+        expired = DeadlineExceeded("run", result.deadline_s, result.elapsed_s)
+        RunFailed.__init__(self, result, f"{expired}: {result.reason}")
 
 
 @dataclass
@@ -143,6 +180,7 @@ class _Progress:
     state: Any
     running: dict[str, str] = field(default_factory=dict)  # task id -> node
     finished: list[tuple[str, Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # nodes whose task raised
 
 
 @dataclass(frozen=True)
@@ -176,10 +214,12 @@ async def drive_run(
     observer: RunObserver | None = None,
     profile_name: str | Path | None = None,
     on_cut: Callable[[asyncio.Task[None]], None] | None = None,
+    on_error: str = "degrade",
 ) -> RunResult:
     """Run ``graph`` under ``profile``'s deadline (already set for this run) with
     ``executor`` serving its LLM calls; :class:`~agentrt.Runtime` builds the parts.
-    ``on_cut`` is handed a graph cut at the hard deadline, still unwinding."""
+    ``on_cut`` is handed a graph cut at the hard deadline, still unwinding;
+    ``on_error="raise"`` raises :class:`RunFailed` for a graph that failed."""
     observer = observer or RunObserver()
     spec = profile.spec
     hard = Deadline.after(spec.deadline_s, clock=executor.clock, soft_margin_s=spec.reserve_s)
@@ -194,14 +234,27 @@ async def drive_run(
     ) as traced:  # fmt: skip
         try:
             result = await _drive(
-                graph, input, config, context, scope, observer.on_event, traced, lag, on_cut
-            )
-        except RunDeadlineExceeded as exc:
+                graph, input, config, context, scope, observer.on_event, traced, lag, on_cut,
+                on_error,
+            )  # fmt: skip
+        except RunFailed as exc:
             _record_outcome(traced, exc.result)
+            exc.result = replace(exc.result, trace_file=traced.trace_file, trace_id=traced.trace_id)
             raise
-        correct = None if observer.judge is None else observer.judge(result.state)
+        correct = _judge(observer, result)
         _record_outcome(traced, result, correct)
         return replace(result, trace_file=traced.trace_file, trace_id=traced.trace_id)
+
+
+def _judge(observer: RunObserver, result: RunResult) -> bool | None:
+    """The observer's verdict on the final state; a judge that fails says nothing."""
+    if observer.judge is None:
+        return None
+    try:
+        return observer.judge(result.state)
+    except Exception as exc:  # a labelling hook must not cost the run its result
+        log_dropped("run judge failed", exc)
+        return None
 
 
 def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | None = None) -> None:
@@ -226,6 +279,7 @@ async def _drive(
     traced: WorkflowSpan,
     lag: LoopLag,
     on_cut: Callable[[asyncio.Task[None]], None] | None,
+    on_error: str = "degrade",
 ) -> RunResult:
     manager = scope.manager
     deadline = manager.deadline
@@ -233,6 +287,7 @@ async def _drive(
     progress = _Progress(state=input)
     reason: str | None = None
     refusal: Exception | None = None
+    failure: Exception | None = None
     run_id = str(uuid.uuid4())
     run_config = {**(config or {}), "run_id": run_id}
     with run_scope(scope), lag.measuring():
@@ -255,6 +310,9 @@ async def _drive(
         except (BudgetRefused, DeadlineExceeded) as exc:  # on_expiry = "raise": a node refused
             reason = f"refused: {exc}"
             refusal = exc
+        except Exception as exc:  # a node, the graph or LangGraph failed: keep what the run had
+            failure = exc
+            reason = _failure_reason(exc, progress.failed)
         finally:
             drain.cancel()
             if not streaming.done():  # cut: cancel the graph, do not wait for it to unwind
@@ -278,6 +336,8 @@ async def _drive(
         finished_tasks=tuple(progress.finished),
         calls=tuple(scope.calls),
         sync_nodes=sync_nodes(graph),
+        error=None if failure is None else _error_text(failure),
+        failed_nodes=tuple(progress.failed),
     )
     if result.uncancelled:
         result = replace(
@@ -286,7 +346,19 @@ async def _drive(
         )
     if manager.profile.spec.on_expiry == "raise" and (refusal is not None or deadline.expired):
         raise RunDeadlineExceeded(result) from refusal
+    if failure is not None and on_error == "raise":
+        raise RunFailed(result) from failure
     return result
+
+
+def _error_text(exc: BaseException) -> str:
+    """``Type: message``, redacted and then cut (a key is never half-shown)."""
+    return truncate_redacted(f"{type(exc).__name__}: {exc}", ERROR_TEXT_LIMIT)
+
+
+def _failure_reason(exc: BaseException, failed: list[str]) -> str:
+    where = f"node {failed[-1]!r}" if failed else "the graph"
+    return f"{where} failed: {_error_text(exc)}"
 
 
 async def _stream(
@@ -325,13 +397,19 @@ def _observe(
     else:
         progress.running.pop(task_id, None)
         manager.node_finished(node, visit)
-        error = None if chunk.get("error") is None else repr(chunk.get("error"))
+        raised = chunk.get("error")
+        error = None if raised is None else truncate_redacted(repr(raised), ERROR_TEXT_LIMIT)
         traced.node_finished(node, visit, error=error)
         if error is None:
             progress.finished.append((node, chunk.get("result")))
+        else:
+            progress.failed.append(node)
         kind = "node_finished"
     if on_event is not None:
-        on_event(RunEvent(kind, node, task_id, deadline.elapsed(), deadline.remaining(), error))
+        try:
+            on_event(RunEvent(kind, node, task_id, deadline.elapsed(), deadline.remaining(), error))
+        except Exception as exc:  # a display hook must not cost the run its result
+            log_dropped("run event hook failed", exc)
 
 
 async def _finish_or_cut(

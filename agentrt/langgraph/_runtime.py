@@ -42,17 +42,20 @@ from agentrt.budget._topology import GraphTopology
 from agentrt.core._clock import Clock, current_clock, timeout_after
 from agentrt.core._errors import ConfigurationError
 from agentrt.core._lag import LoopLag
+from agentrt.core._loop import run_coroutine
+from agentrt.core._token_bucket import TokenBucket
 from agentrt.langgraph._loading import graph_key
-from agentrt.langgraph._runner import RunObserver, RunResult, drive_run
+from agentrt.langgraph._runner import ON_ERROR, RunObserver, RunResult, drive_run
 from agentrt.pool._endpoint import EndpointSpec, greedy_only_groups
 from agentrt.pool._local import LocalPool, pool_endpoints
 from agentrt.pool._pool import EndpointPool
+from agentrt.pool._retry import DEFAULT_RETRY_BURST, DEFAULT_RETRY_RATIO
 from agentrt.tracing._chat import ChatSpans
-from agentrt.tracing._setup import flush_traces, use_tracer_provider
+from agentrt.tracing._setup import flush_traces_async, request_flush, use_tracer_provider
 from agentrt.tts._answers import AnswerSpec
 from agentrt.tts._calibration_store import resolve_latency
 from agentrt.tts._executor import CallModels, TTSExecutor
-from agentrt.tts._hedging import HedgePolicy, TokenBucket
+from agentrt.tts._hedging import HedgePolicy
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length_online import LengthState, OnlineLength
 from agentrt.tts._online import OnlineLatency, OnlineState
@@ -71,8 +74,13 @@ __all__ = [
 ]
 
 UNWIND_WAIT_S = 5.0
-"""How long closing a pool waits for graphs cut at their hard deadline to
-unwind (their streams close, their spans end) before it closes the pool."""
+"""How long closing a runtime's held pool waits for graphs cut at their hard
+deadline to unwind (their streams close, their spans end) before it closes the pool."""
+RUN_UNWIND_WAIT_S = 0.05
+"""How long a run on a pool opened for it waits, after its result, for its cut
+graph to unwind before closing that pool: part of the margin by which the caller
+gets control back (a cancelled graph unwinds in a few turns of the event loop;
+closing the pool closes whatever is left, which aborts it in vLLM)."""
 PROFILE_CACHE_SIZE = 64
 ON_EXPIRY = ("degrade", "raise")
 
@@ -81,7 +89,12 @@ PoolKey = tuple[tuple[str, str, str], ...]
 
 def pool_key(pool: EndpointPool) -> PoolKey:
     """What identifies a pool to a runtime: its endpoints (URL, group, model)."""
-    return tuple(sorted((e.spec.url, e.spec.group, e.spec.model or "") for e in pool.endpoints))
+    return specs_key([e.spec for e in pool.endpoints])
+
+
+def specs_key(specs: Sequence[EndpointSpec]) -> PoolKey:
+    """:func:`pool_key` of the pool these endpoints would make."""
+    return tuple(sorted((s.url, s.group, s.model or "") for s in specs))
 
 
 @dataclass
@@ -189,6 +202,7 @@ class Runtime:
         self._lags: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLag] = (
             weakref.WeakKeyDictionary()
         )
+        self._retry_buckets: dict[PoolKey, TokenBucket] = {}
 
     @classmethod
     def local(cls, *, plain: int = 1, spec: int = 0, **options: Any) -> Runtime:
@@ -226,7 +240,7 @@ class Runtime:
                 await stack.aclose()
         finally:
             self._opened = None
-            flush_traces()
+            await flush_traces_async()  # off the loop, bounded: other runs keep going
 
     @property
     def pool(self) -> EndpointPool:
@@ -248,21 +262,32 @@ class Runtime:
         """Open the pool this runtime is for: its endpoints, else the configured ones,
         else the local pool (started for the block when none is up)."""
         if self._endpoints:
-            async with EndpointPool(self._endpoints) as pool:
+            async with self._endpoint_pool(self._endpoints) as pool:
                 yield pool
             return
         if self._local:
             async with (
                 LocalPool().ensure(plain=self._plain, spec=self._spec) as specs,
-                EndpointPool(specs) as pool,
+                self._endpoint_pool(specs) as pool,
             ):
                 yield pool
             return
         async with (
             pool_endpoints(plain=self._plain, spec=self._spec) as specs,
-            EndpointPool(specs) as pool,
+            self._endpoint_pool(specs) as pool,
         ):
             yield pool
+
+    def _endpoint_pool(self, specs: Sequence[EndpointSpec]) -> EndpointPool:
+        """A pool on ``specs`` drawing on this runtime's one retry budget for those
+        endpoints: a pool opened per run must not start each run with a fresh one."""
+        key = specs_key(specs)
+        bucket = self._retry_buckets.get(key)
+        if bucket is None:
+            bucket = self._retry_buckets[key] = TokenBucket(
+                ratio=DEFAULT_RETRY_RATIO, capacity=DEFAULT_RETRY_BURST
+            )
+        return EndpointPool(specs, retry_budget=bucket)
 
     @contextlib.asynccontextmanager
     async def _pool_for_run(self) -> AsyncIterator[EndpointPool]:
@@ -275,8 +300,8 @@ class Runtime:
             try:
                 yield pool
             finally:
-                await self.settle(UNWIND_WAIT_S)
-                flush_traces()
+                await self.settle(RUN_UNWIND_WAIT_S)
+                request_flush()  # the flusher thread writes it; the caller does not wait
 
     async def knowledge(self, pool: EndpointPool) -> PoolKnowledge:
         """What this runtime knows of ``pool``, set up on first use: the latency
@@ -363,6 +388,7 @@ class Runtime:
             lengths=known.lengths,
             hedge=self.hedge,
             hedge_bucket=known.bucket(self.hedge),
+            retry_bucket=target.retry_budget,
             lag=self._running_lag(),
             **{**defaults, **options},
         )
@@ -409,6 +435,7 @@ class Runtime:
         context: Any = None,
         policy: str | None = None,
         on_expiry: str | None = None,
+        on_error: str = "degrade",
         answer_spec: AnswerSpec | None = None,
         graph_path: str | None = None,
         run_seed: int = 0,
@@ -422,6 +449,12 @@ class Runtime:
         ``context`` go to LangGraph as they are. ``observer`` hears node events and
         labels the run (benchmarks, tuning). Opening a pool (and calibrating it)
         happens before the deadline starts.
+
+        Once the graph has started, the run returns a :class:`RunResult` whatever
+        fails (a node, the graph, a server): ``degraded``, with the last consistent
+        state, every call's result and a ``reason`` naming what failed.
+        ``on_error="raise"`` raises :class:`RunFailed` carrying that result instead.
+        Configuration mistakes found before the start raise at once.
         """
         if not hasattr(graph, "astream") or not hasattr(graph, "get_graph"):
             raise ConfigurationError(
@@ -431,6 +464,8 @@ class Runtime:
         seconds = _check_deadline(deadline)
         if on_expiry is not None and on_expiry not in ON_EXPIRY:
             raise ConfigurationError(f"on_expiry must be one of {ON_EXPIRY}, got {on_expiry!r}")
+        if on_error not in ON_ERROR:
+            raise ConfigurationError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         resolved = self._profile(profile)
         if (
             resolved.graph is not None
@@ -463,7 +498,7 @@ class Runtime:
                     lag=self.loop_lag(), policy=policy, config=config, context=context,
                     answer_spec=answer_spec, graph_path=graph_path, observer=observer,
                     profile_name=None if isinstance(profile, BudgetProfile) else profile,
-                    on_cut=self._unwind,
+                    on_cut=self._unwind, on_error=on_error,
                 )  # fmt: skip
                 return replace(result, calibration=known.calibration)
 
@@ -578,5 +613,7 @@ async def run(graph: Any, input: Any, *, deadline: float, **options: Any) -> Run
 
 
 def run_sync(graph: Any, input: Any, *, deadline: float, **options: Any) -> RunResult:
-    """The sync twin of :func:`run` (starts its own event loop)."""
-    return asyncio.run(run(graph, input, deadline=deadline, **options))
+    """The sync twin of :func:`run` (starts its own event loop). It returns by the
+    deadline even when a sync node is still running in its worker thread (the
+    result names it in ``uncancelled``): the loop does not wait for its threads."""
+    return run_coroutine(run(graph, input, deadline=deadline, **options))

@@ -22,11 +22,14 @@ from agentrt.pool._fingerprint import (
 from agentrt.pool._hardware import DtypeChoice, choose_dtype, cpu_flags, cpu_model
 from agentrt.pool._local import LocalPool, ServerRecord, pool_endpoints
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
-from agentrt.pool._pool import Backend, EndpointPool, RetrySettings
+from agentrt.pool._pool import Backend, EndpointPool
 from agentrt.pool._protocol import BranchFinished, ChatRequest, StreamEvent, TokenDelta, Usage
+from agentrt.pool._retry import DEFAULT_RETRY_BURST, DEFAULT_RETRY_RATIO, RetrySettings
 from agentrt.pool._stream import BranchRecord, ChatStream
 
 __all__ = [
+    "DEFAULT_RETRY_BURST",
+    "DEFAULT_RETRY_RATIO",
     "LOCAL_MODEL_NAME",
     "PLAIN_GROUP",
     "SPEC_GROUP",

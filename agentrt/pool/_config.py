@@ -11,12 +11,17 @@ The TOML file holds one ``[[endpoints]]`` table per server::
     speculative = { method = "eagle3", num_speculative_tokens = 3 }
 
 Every mistake raises :class:`EndpointConfigError` naming the source, the field
-and the value.
+and the value, with one exception that keeps secrets out of messages: an unknown
+field (say a mistyped ``apikey = "sk-..."``) is named but its value is not shown,
+and every value that is shown is redacted and cut. A key written into the file
+itself (``api_key``), a URL carrying credentials, or an ``api_key_env`` that is
+not a variable name (the key pasted in its place) is refused the same way.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +31,12 @@ from pydantic import SecretStr, ValidationError
 
 from agentrt.core._errors import EndpointConfigError
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec
+from agentrt.pool._protocol import excerpt
 
 __all__ = ["endpoints_from_env", "endpoints_from_toml", "parse_endpoint_list"]
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_FILE_FIELDS = ("api_key_env", "api_key_file")  # read here, not by EndpointSpec
 
 
 def parse_endpoint_list(text: str, *, source: str = "AGENTRT_ENDPOINTS") -> list[EndpointSpec]:
@@ -62,7 +71,7 @@ def endpoints_from_toml(path: Path, env: Mapping[str, str] | None = None) -> lis
     for i, table in enumerate(tables):
         where = f"{path}: endpoints[{i}]"
         if not isinstance(table, dict):
-            raise EndpointConfigError(f"{where}: must be a table, got {table!r}")
+            raise EndpointConfigError(f"{where}: must be a table, got {type(table).__name__}")
         fields = dict(table)
         key = _api_key(fields, where, path, env)
         if key is not None:
@@ -85,7 +94,13 @@ def _api_key(
     if key_env is not None and key_file is not None:
         raise EndpointConfigError(f"{where}: set api_key_env or api_key_file, not both")
     if key_env is not None:
-        if not isinstance(key_env, str) or key_env not in env:
+        if not isinstance(key_env, str) or not _ENV_NAME.fullmatch(key_env):
+            # Not a variable name: perhaps the key itself, so it is not shown.
+            raise EndpointConfigError(
+                f"{where}.api_key_env: must name an environment variable (letters, digits, _);"
+                " the value given is not a name (not shown: it may be the key itself)"
+            )
+        if key_env not in env:
             raise EndpointConfigError(
                 f"{where}.api_key_env: environment variable {key_env!r} is not set"
             )
@@ -98,8 +113,7 @@ def _api_key(
             key = secret_path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise EndpointConfigError(
-                f"{where}.api_key_file: cannot read {str(secret_path)!r}: "
-                f"{type(exc).__name__}"
+                f"{where}.api_key_file: cannot read {str(secret_path)!r}: {type(exc).__name__}"
             ) from None
         if not key or "\n" in key:
             raise EndpointConfigError(
@@ -134,9 +148,21 @@ def _spec(fields: dict[str, Any], where: str) -> EndpointSpec:
     try:
         return EndpointSpec.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-            f" (got {err.get('input')!r})"
-            for err in exc.errors()
-        )
-        raise EndpointConfigError(f"{where}: {problems}") from exc
+        problems = "; ".join(_problem(err) for err in exc.errors())
+        # ``from None``: pydantic's own text (and its input values) stay out of the chain.
+        raise EndpointConfigError(f"{where}: {problems}") from None
+
+
+def _problem(err: Any) -> str:
+    """One validation error as ``field: what (got value)``, never showing a
+    secret: an unknown field's value is left out (a mistyped ``apikey`` holds a
+    key), our validators' messages already quote the value redacted, and any
+    other value is redacted then cut."""
+    field = ".".join(str(p) for p in err["loc"]) or "value"
+    if err["type"] == "extra_forbidden":
+        known = sorted({*EndpointSpec.model_fields, *_FILE_FIELDS} - {"api_key"})
+        return f"{field}: is not a known field (its value is not shown); known fields: {known}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "value_error":
+        return f"{field}: {message}"
+    return f"{field}: {message} (got {excerpt(repr(err.get('input')))})"

@@ -1,4 +1,11 @@
-"""What an endpoint is: its configuration (validated at the edge) and its live state."""
+"""What an endpoint is: its configuration (validated at the edge) and its live state.
+
+Validation never echoes a secret: a URL carrying credentials
+(``https://user:key@host``) is refused with the URL shown redacted and a pointer
+to ``api_key``, every URL a message quotes is redacted, and pydantic's own error
+text leaves the input out (``hide_input_in_errors``), so ``str()`` of a
+``ValidationError`` holds no key either.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from agentrt.core._redact import register_secret
+from agentrt.core._redact import redact_url, register_secret
 
 __all__ = [
     "PLAIN_GROUP",
@@ -41,7 +48,7 @@ class EndpointSpec(BaseModel):
     the planner sends it greedy single-branch calls only.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str
     group: GroupName = PLAIN_GROUP
@@ -69,18 +76,24 @@ class EndpointSpec(BaseModel):
     @classmethod
     def _check_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())
+        shown = _shown_url(value)  # every message below quotes the URL without secrets
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"url must not carry credentials (user:key@): {shown!r}; "
+                "put the key in api_key (api_key_env or api_key_file in an endpoints file)"
+            )
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"url must start with http:// or https://, got {value!r}")
+            raise ValueError(f"url must start with http:// or https://, got {shown!r}")
         if not parts.hostname:
-            raise ValueError(f"url has no host: {value!r}")
+            raise ValueError(f"url has no host: {shown!r}")
         try:
             port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"url has an invalid port: {value!r}") from exc
+        except ValueError:
+            raise ValueError(f"url has an invalid port: {shown!r}") from None
         if port == 0:
-            raise ValueError(f"url has an invalid port: {value!r}")
+            raise ValueError(f"url has an invalid port: {shown!r}")
         if parts.query or parts.fragment:
-            raise ValueError(f"url must not have a query or fragment: {value!r}")
+            raise ValueError(f"url must not have a query or fragment: {shown!r}")
         path = parts.path.rstrip("/")
         if path.endswith("/v1"):
             path = path[: -len("/v1")]
@@ -101,6 +114,16 @@ class EndpointSpec(BaseModel):
         parts = urlsplit(self.url)
         default = 443 if parts.scheme == "https" else 80
         return parts.hostname or "", parts.port or default
+
+
+def _shown_url(value: str) -> str:
+    """``value`` fit to quote: any user-info blanked (a lone ``key@`` too, which
+    :func:`redact_url` leaves), then redacted."""
+    parts = urlsplit(value.strip())
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        value = urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return redact_url(value)
 
 
 def greedy_only_groups(specs: Iterable[EndpointSpec]) -> tuple[GroupName, ...]:

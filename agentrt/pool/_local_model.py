@@ -5,6 +5,8 @@ transformers reads the GGUF into float tensors but refuses ``save_pretrained``
 on a GGUF-loaded model, so a fresh ``LlamaForCausalLM`` is built from its config
 (minus ``quantization_config``) and given the state dict. The result is checked
 by a recorded SHA-256, so preparing again is a no-op unless the folder changed.
+The conversion is written to a staging folder of its own and renamed into
+place, so a reader never sees half a model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +69,12 @@ def prepare_model(model_dir: Path, *, force: bool = False) -> PreparedModel:
         existing = _verified(target)
         if existing is not None:
             return PreparedModel(target, LOCAL_MODEL_NAME, gguf, existing, converted_now=False)
-    staging = model_dir / f".{LOCAL_MODEL_NAME}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # A folder of its own: two preparations at once never write into each other's.
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{LOCAL_MODEL_NAME}.", suffix=".partial", dir=model_dir)
+    )
+    staging.chmod(0o755)  # as a folder made by mkdir would be, not mkdtemp's 0700
     try:
         _convert(gguf, staging)
         digest = _sha256(staging / _WEIGHTS)

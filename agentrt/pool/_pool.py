@@ -4,29 +4,32 @@
 routes each request to the least-loaded healthy endpoint of the group asked
 for, ejects an endpoint whose connection fails and re-admits it once
 ``/health`` answers again, and retries connection failures and 503 admission
-rejections with tenacity, never past the caller's deadline. Everything it does
-to the network goes through one :class:`httpx.AsyncClient`, so tests can hand
-it an :class:`httpx.MockTransport`.
+rejections with tenacity (seeded jitter, an optional shared retry budget:
+:mod:`agentrt.pool._retry`), never past the caller's deadline. Everything it
+does to the network goes through :class:`httpx.AsyncClient` instances it owns
+(one per TLS setting, with a connection pool per endpoint origin), so tests can
+hand it an :class:`httpx.MockTransport`.
+
+Against a hostile server the pool neither hangs nor stops: every probe has a
+total time limit (:mod:`agentrt.pool._client`), and the health monitor handles
+each endpoint's failure on its own (logged with
+:func:`~agentrt.core._log.log_dropped`), so one endpoint's junk never stops the
+others' checks nor the loop. Only agentrt errors leave the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_base
 
 from agentrt.core._clock import Clock, current_clock, timeout_at
@@ -38,13 +41,20 @@ from agentrt.core._errors import (
     NoHealthyEndpoint,
     ProtocolError,
 )
+from agentrt.core._log import log_dropped
+from agentrt.core._redact import truncate_redacted
+from agentrt.core._token_bucket import TokenBucket
 from agentrt.pool._client import EndpointClient
 from agentrt.pool._endpoint import PLAIN_GROUP, EndpointSpec, EndpointState
 from agentrt.pool._events import OnEndpoint, RequestSent
 from agentrt.pool._protocol import ChatRequest
+from agentrt.pool._retry import JitteredWait, RetrySettings, StopAtDeadline, StopWithoutBudget
 from agentrt.pool._stream import ChatStream
 
 __all__ = ["Backend", "EndpointPool", "RetrySettings"]
+
+_LAST_ERROR_CHARS = 500  # what a snapshot row quotes of an endpoint's last error
+_MAX_SERVER_LOAD = 1e6  # a /metrics figure past this is junk, not load
 
 LOAD_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 """What the load check reads from each endpoint's ``/metrics``."""
@@ -73,27 +83,6 @@ class Backend(Protocol):
     ) -> contextlib.AbstractAsyncContextManager[ChatStream]: ...
 
 
-@dataclass(frozen=True)
-class RetrySettings:
-    """How hard to retry opening a request. Waits grow exponentially (no jitter,
-    so runs replay); no attempt starts when its wait would pass the deadline."""
-
-    max_attempts: int = 4
-    initial_wait_s: float = 0.05
-    max_wait_s: float = 1.0
-
-
-class _StopAtDeadline(stop_base):
-    """Stop retrying when the next wait would end past the deadline."""
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        upcoming = retry_state.upcoming_sleep or 0.0
-        return self.deadline.remaining() <= upcoming
-
-
 CONNECTIONS_PER_ENDPOINT = 256
 """Connections the pool opens to one endpoint at most: a vLLM server's running
 batch (``--max-num-seqs``, 256 by default on a GPU; 128 in the CPU build).
@@ -102,14 +91,50 @@ request would only wait in the server's queue, so it waits here instead, where
 its deadline still bounds the wait and cancelling it costs nothing."""
 
 
-def _origins(specs: Sequence[EndpointSpec]) -> dict[str, bool]:
-    """``scheme://host:port`` of each endpoint -> verify its TLS (all its specs must)."""
-    origins: dict[str, bool] = {}
-    for spec in specs:
-        parts = urlsplit(spec.url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        origins[origin] = origins.get(origin, True) and spec.verify_tls
-    return origins
+def _origin(spec: EndpointSpec) -> str:
+    """``scheme://host:port`` of an endpoint: what httpx mounts a transport on."""
+    parts = urlsplit(spec.url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _http_clients(
+    specs: Sequence[EndpointSpec],
+    transport: httpx.AsyncBaseTransport | None,
+    connections_per_endpoint: int,
+) -> dict[bool, httpx.AsyncClient]:
+    """One :class:`httpx.AsyncClient` per TLS setting in use (``verify_tls`` ->
+    client), each with one connection pool per origin.
+
+    httpx picks a transport by origin only, so one client cannot verify one
+    endpoint and not another at the same ``host:port`` (two paths behind one
+    proxy): each setting gets its own client, and an endpoint that opts out
+    turns checking off for itself alone. With ``transport`` given (tests), it
+    serves every client.
+    """
+    limits = httpx.Limits(
+        max_connections=connections_per_endpoint,
+        max_keepalive_connections=connections_per_endpoint,
+    )
+    verified = httpx.create_ssl_context()  # loading the CA bundle once, not per endpoint
+    clients: dict[bool, httpx.AsyncClient] = {}
+    for verify in sorted({s.verify_tls for s in specs}):
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        if transport is None:
+            for origin in sorted({_origin(s) for s in specs if s.verify_tls == verify}):
+                mounts[origin] = httpx.AsyncHTTPTransport(
+                    verify=verified if verify else False, limits=limits
+                )
+        clients[verify] = httpx.AsyncClient(
+            transport=transport, limits=limits, verify=verified if verify else False,
+            mounts=mounts,
+        )  # fmt: skip
+    return clients
+
+
+def _load_figure(value: float) -> float:
+    """A server's running/waiting count as routing load: junk (negative, huge,
+    infinite) is clamped, so a hostile ``/metrics`` cannot attract all traffic."""
+    return min(max(0.0, value), _MAX_SERVER_LOAD)
 
 
 class EndpointPool:
@@ -118,6 +143,13 @@ class EndpointPool:
     Use it as an async context manager: entering probes every endpoint (model,
     version, health) and starts the health monitor; leaving stops it and closes
     connections.
+
+    ``retry`` tunes retries; ``retry_seed`` seeds their jitter (the pool owns the
+    ``random.Random``, so the same seed waits the same). ``retry_budget`` is a
+    :class:`~agentrt.core._token_bucket.TokenBucket` shared by every pool on the
+    same servers (``None``: retries are bounded by ``max_attempts`` and the
+    deadline only); the suggested one is
+    ``TokenBucket(DEFAULT_RETRY_RATIO, DEFAULT_RETRY_BURST)``, 0.2 and 10.
     """
 
     def __init__(
@@ -127,6 +159,8 @@ class EndpointPool:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetrySettings | None = None,
+        retry_seed: int = 0,
+        retry_budget: TokenBucket | None = None,
         health_interval_s: float = 1.0,
         connections_per_endpoint: int = CONNECTIONS_PER_ENDPOINT,
     ) -> None:
@@ -138,32 +172,32 @@ class EndpointPool:
             raise EndpointConfigError(f"endpoints listed twice: {duplicates}")
         self._clock = clock or current_clock()
         self._retry = retry or RetrySettings()
+        self._rng = random.Random(retry_seed)
+        self._retry_budget = retry_budget
         self._health_interval_s = health_interval_s
         # One connection pool per endpoint (origin), so an endpoint that stalls
         # with its connections open cannot use up the others'; TLS is verified
         # except on the endpoints that opt out, one by one.
-        limits = httpx.Limits(
-            max_connections=connections_per_endpoint,
-            max_keepalive_connections=connections_per_endpoint,
-        )
-        verified = httpx.create_ssl_context()  # loading the CA bundle once, not per endpoint
-        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
-        if transport is None:
-            for origin, verify in _origins(specs).items():
-                mounts[origin] = httpx.AsyncHTTPTransport(
-                    verify=verified if verify else False, limits=limits
-                )
-        self._http = httpx.AsyncClient(
-            transport=transport, limits=limits, verify=verified, mounts=mounts
-        )
+        self._http = _http_clients(specs, transport, connections_per_endpoint)
         self._states = [EndpointState(spec=s) for s in specs]
-        self._clients = {s.url: EndpointClient(s, self._http, self._clock) for s in specs}
+        self._clients = {
+            s.url: EndpointClient(s, self._http[s.verify_tls], self._clock) for s in specs
+        }
         self._monitor: asyncio.Task[None] | None = None
+
+    @property
+    def retry_budget(self) -> TokenBucket | None:
+        """The shared retry budget this pool draws on (``None``: unbudgeted)."""
+        return self._retry_budget
 
     # -- lifecycle --------------------------------------------------------------
 
     async def __aenter__(self) -> EndpointPool:
-        await self.probe()
+        try:
+            await self.probe()
+        except BaseException:
+            await self.aclose()  # a pool that failed to open leaves no connection behind
+            raise
         if self._health_interval_s > 0:
             self._monitor = asyncio.create_task(self._monitor_loop(), name="agentrt-pool-health")
         return self
@@ -177,15 +211,25 @@ class EndpointPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
             self._monitor = None
-        await self._http.aclose()
+        for http in self._http.values():
+            await http.aclose()
 
     async def probe(self) -> None:
         """Ask every endpoint for its model and version; eject those that do not answer.
 
-        A model name that an answering endpoint does not serve is a configuration
-        mistake and raises :class:`~agentrt.core._errors.ModelNotServed`.
+        Each probe has a total time limit (``PROBE_TIMEOUT_S`` per request), so a
+        server trickling its answer is ejected, not waited for. A model name that
+        an answering endpoint does not serve is a configuration mistake and raises
+        :class:`~agentrt.core._errors.ModelNotServed`; a server that does not speak
+        the OpenAI API raises :class:`~agentrt.core._errors.ProtocolError`. Every
+        probe finishes before either is raised (the first, in endpoint order).
         """
-        await asyncio.gather(*(self._probe_one(state) for state in self._states))
+        results = await asyncio.gather(
+            *(self._probe_one(state) for state in self._states), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _probe_one(self, state: EndpointState) -> None:
         client = self._clients[state.url]
@@ -276,11 +320,13 @@ class EndpointPool:
         deadline = deadline or current_deadline() or Deadline.never(clock=self._clock)
         started_at = self._clock.now()
         tried: set[str] = set(exclude)
+        stop: stop_base = stop_after_attempt(self._retry.max_attempts) | StopAtDeadline(deadline)
+        if self._retry_budget is not None:
+            self._retry_budget.deposit()
+            stop = stop | StopWithoutBudget(self._retry_budget)  # last: it spends
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts) | _StopAtDeadline(deadline),
-            wait=wait_exponential(
-                multiplier=self._retry.initial_wait_s, max=self._retry.max_wait_s
-            ),
+            stop=stop,
+            wait=JitteredWait(self._retry, self._rng),
             retry=retry_if_exception_type((EndpointUnavailable, NoHealthyEndpoint)),
             sleep=self._clock.sleep,
             reraise=True,
@@ -364,42 +410,67 @@ class EndpointPool:
     def _eject(self, state: EndpointState, error: Exception) -> None:
         state.ejected_until = math.inf
         state.consecutive_failures += 1
-        state.last_error = str(error)
+        state.last_error = truncate_redacted(str(error), _LAST_ERROR_CHARS)
 
     def _readmit(self, state: EndpointState) -> None:
         state.ejected_until = -math.inf
         state.last_error = None
 
     async def check_health(self) -> None:
-        """Probe every ejected endpoint; re-admit those whose ``/health`` answers."""
+        """Probe every ejected endpoint; re-admit those whose ``/health`` answers
+        and whose probe passes. Never raises: an endpoint whose check fails in
+        any way stays ejected, and the others are checked all the same."""
         now = self._clock.now()
         ejected = [s for s in self._states if not s.healthy(now) or s.served_model is None]
-        await asyncio.gather(*(self._recheck(s) for s in ejected))
+        await self._each(ejected, self._recheck, "health check")
 
     async def _recheck(self, state: EndpointState) -> None:
-        if await self.client(state).health():
+        if not await self.client(state).health():
+            return
+        try:
             await self._probe_one(state)
+        except Exception as exc:  # ProtocolError, ModelNotServed: still not usable
+            self._eject(state, exc)
+            raise
 
     async def refresh_load(self) -> None:
-        """Read running/waiting sequences from each healthy endpoint's ``/metrics``."""
+        """Read running/waiting sequences from each healthy endpoint's ``/metrics``.
+        Never raises: an endpoint whose metrics cannot be read keeps its last figures."""
         now = self._clock.now()
-        await asyncio.gather(*(self._refresh_one(s) for s in self._states if s.healthy(now)))
+        healthy = [s for s in self._states if s.healthy(now)]
+        await self._each(healthy, self._refresh_one, "load check")
 
     async def _refresh_one(self, state: EndpointState) -> None:
-        try:
-            metrics = await self.client(state).metrics(names=LOAD_METRICS)
-        except EndpointError:
-            return
+        metrics = await self.client(state).metrics(names=LOAD_METRICS)
         state.metrics = metrics
-        state.server_running = metrics.get("vllm:num_requests_running", 0.0)
-        state.server_waiting = metrics.get("vllm:num_requests_waiting", 0.0)
+        state.server_running = _load_figure(metrics.get("vllm:num_requests_running", 0.0))
+        state.server_waiting = _load_figure(metrics.get("vllm:num_requests_waiting", 0.0))
+
+    async def _each(
+        self,
+        states: Sequence[EndpointState],
+        check: Callable[[EndpointState], Awaitable[None]],
+        what: str,
+    ) -> None:
+        """Run ``check`` on every endpoint at once; log (not raise) each failure,
+        so one endpoint's junk costs only its own check."""
+        results = await asyncio.gather(*(check(s) for s in states), return_exceptions=True)
+        for state, result in zip(states, results, strict=True):
+            if isinstance(result, Exception):
+                log_dropped(f"{what} of {state.url}", result, level=logging.DEBUG)
+            elif isinstance(result, BaseException):  # cancelled, or the process is exiting
+                raise result
 
     async def _monitor_loop(self) -> None:
+        """Every ``health_interval_s``: re-check ejected endpoints, refresh load.
+        Runs until cancelled, whatever an endpoint or a check does."""
         while True:
             await self._clock.sleep(self._health_interval_s)
-            with contextlib.suppress(Exception):
-                await self.check_health()
-                await self.refresh_load()
+            for step in (self.check_health, self.refresh_load):
+                try:
+                    await step()
+                except Exception as exc:  # a bug here must not end the monitor for good
+                    log_dropped(f"pool health monitor ({step.__name__})", exc)
 
     # -- an overview ----------------------------------------------------------------
 

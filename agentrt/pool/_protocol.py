@@ -6,12 +6,24 @@ usage in the final chunk). Server-sent events are decoded into typed
 :data:`StreamEvent` values: per-branch text deltas, branch finishes, usage.
 Anything that is not the OpenAI format raises :class:`ProtocolError`.
 
+Everything a server sends is bounded before it is held, and anything malformed is
+a :class:`ProtocolError` naming the endpoint (never ``ValueError``,
+``RecursionError``, ``TypeError``...):
+
+- one line, and one event's data, at most :data:`MAX_LINE_BYTES` (1 MiB): an
+  unterminated 128 MB line or a 64 MB ``content`` field stops at the cap;
+- one stream at most :func:`stream_byte_limit` bytes (derived from what was asked);
+- JSON nested at most :data:`MAX_JSON_DEPTH` levels, checked by a linear pre-scan
+  before :func:`json.loads`, so a chunk nested 100,000 levels never recurses;
+- every excerpt of server text in an error message is redacted, then cut
+  (:func:`excerpt`), so a key the server echoes never reaches a message, even
+  cut in half.
+
 The event stream is framed by :class:`SSEDecoder`, our own incremental parser of
-the WHATWG ``text/event-stream`` format rather than ``httpx-sse``: a later change
-caps the bytes of one line and of one branch, so an unterminated 128 MB line becomes
-a :class:`ProtocolError` instead of unbounded memory, and that needs a parser that
-sees raw byte chunks and owns its line buffer (``httpx-sse`` reads
-``aiter_lines()``, which buffers a line of any length). It follows the spec: CR, LF
+the WHATWG ``text/event-stream`` format rather than ``httpx-sse``: capping the
+bytes of one line needs a parser that sees raw byte chunks and owns its line
+buffer (``httpx-sse`` reads ``aiter_lines()``, which buffers a line of any
+length). It follows the spec: CR, LF
 and CRLF line ends (also split across chunks), comments, ``data``/``event``/``id``/
 ``retry``, one leading space after the colon dropped, ``data`` lines joined with
 ``\n``, an event dispatched on a blank line, an unterminated last event dropped.
@@ -21,6 +33,7 @@ OpenAI stream never sends one and a server speaking something else must be named
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -29,8 +42,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentrt.core._errors import ConfigurationError, EndpointUnavailable, ProtocolError
+from agentrt.core._redact import truncate_redacted
 
 __all__ = [
+    "EXCERPT_CHARS",
+    "MAX_JSON_DEPTH",
+    "MAX_LINE_BYTES",
+    "MIN_STREAM_BYTES",
+    "STREAM_BYTES_PER_TOKEN",
     "BranchFinished",
     "ChatRequest",
     "Message",
@@ -41,7 +60,12 @@ __all__ = [
     "TokenDelta",
     "Usage",
     "decode_chunk",
+    "excerpt",
     "iter_sse_data",
+    "json_too_deep",
+    "load_json",
+    "size_text",
+    "stream_byte_limit",
 ]
 
 Message = dict[str, Any]
@@ -49,6 +73,80 @@ Message = dict[str, Any]
 
 MAX_STOP_STRINGS = 4
 MAX_TOP_LOGPROBS = 20
+
+MAX_LINE_BYTES = 1 << 20
+"""Bytes one event-stream line (and one event's joined data) may hold: a vLLM
+chunk is a few hundred bytes, a few KiB with 20 top logprobs."""
+
+MIN_STREAM_BYTES = 4 << 20
+STREAM_BYTES_PER_TOKEN = 64 << 10
+"""One stream may carry ``max(MIN_STREAM_BYTES, STREAM_BYTES_PER_TOKEN x n x
+max_tokens)`` bytes: generous (a real token costs well under 4 KiB of SSE even
+with logprobs), and it bounds every branch's text, which is part of those bytes."""
+
+MAX_JSON_DEPTH = 64
+"""Nesting levels of ``[``/``{`` a JSON body may have (vLLM's chunks have 6)."""
+
+EXCERPT_CHARS = 120
+"""Characters of server text an error message quotes."""
+
+_SECRET_WINDOW = 4096  # redacting this far past a cut catches any secret it splits
+
+
+def stream_byte_limit(request: ChatRequest) -> int:
+    """Bytes the stream of ``request`` may carry before it is a :class:`ProtocolError`."""
+    return max(MIN_STREAM_BYTES, STREAM_BYTES_PER_TOKEN * request.n * request.max_tokens)
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes for a message: ``1 MiB``, ``64 KiB``, ``300 bytes``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` redacted, *then* cut to ``limit`` characters, for an error message.
+
+    Only a window a little past the cut is redacted (a secret is far shorter than
+    :data:`_SECRET_WINDOW`), so quoting a 1 MiB line costs what a short one does.
+    """
+    window = text[: limit + _SECRET_WINDOW]
+    clean = truncate_redacted(window, limit)
+    if len(window) < len(text) and not clean.endswith("…"):
+        clean = clean[: max(0, limit - 1)] + "…"
+    return clean
+
+
+# A JSON string, possessive so a scan is linear whatever the input; an unterminated
+# one runs to the end (json.loads rejects that text anyway).
+_JSON_STRINGS = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``text`` nests ``[``/``{`` (outside strings) deeper than ``limit``.
+
+    Linear and cheap: ``json.loads`` recurses once per level, so a chunk nested
+    100,000 levels would raise ``RecursionError`` (or exhaust the C stack).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case: too few brackets to be that deep
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRINGS.sub("", text))
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def load_json(text: str, url: str, not_json: str) -> Any:
+    """``json.loads(text)``, or a :class:`ProtocolError` of ``url`` starting with
+    ``not_json`` for text that is not JSON, nests too deep, or will not parse."""
+    if json_too_deep(text):
+        raise ProtocolError(url, f"{not_json}: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ProtocolError(url, f"{not_json}: {excerpt(text)!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -196,17 +294,21 @@ class SSEDecoder:
     """Incremental ``text/event-stream`` parser (WHATWG): byte chunks in, events out.
 
     Only the unterminated tail of the stream is buffered between chunks; any
-    chunking of the same bytes gives the same events. ``retry_ms`` holds the last
-    reconnection time the server asked for (agentrt does not reconnect).
+    chunking of the same bytes gives the same events. A line, or an event's
+    data, longer than ``max_line_bytes`` is a :class:`ProtocolError` as soon as
+    it is seen, so the buffer never grows past the cap. ``retry_ms`` holds the
+    last reconnection time the server asked for (agentrt does not reconnect).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.url = url
         self.retry_ms: int | None = None
+        self.max_line_bytes = max_line_bytes
         self._tail = bytearray()
         self._after_cr = False  # the last chunk ended in CR: a leading LF ends nothing
         self._first_line = True
         self._data: list[str] = []
+        self._data_chars = 0
         self._event = ""
         self._last_id = ""
 
@@ -217,6 +319,8 @@ class SSEDecoder:
         start = 1 if self._after_cr and chunk[:1] == b"\n" else 0
         events: list[ServerSentEvent] = []
         for end in _LINE_END.finditer(chunk, start):
+            if len(self._tail) + end.start() - start > self.max_line_bytes:
+                raise self._too_long("line")
             line = chunk[start : end.start()]
             if self._tail:
                 line = bytes(self._tail) + line
@@ -225,9 +329,17 @@ class SSEDecoder:
             if event is not None:
                 events.append(event)
             start = end.end()
+        if len(self._tail) + len(chunk) - start > self.max_line_bytes:
+            raise self._too_long("line")
         self._tail += chunk[start:]
         self._after_cr = chunk[-1:] == b"\r"
         return events
+
+    def _too_long(self, what: str) -> ProtocolError:
+        return ProtocolError(
+            self.url,
+            f"an event-stream {what} longer than {size_text(self.max_line_bytes)} (the line limit)",
+        )
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if self._first_line:
@@ -241,6 +353,9 @@ class SSEDecoder:
         if colon and value[:1] == " ":
             value = value[1:]
         if name == "data":
+            self._data_chars += len(value) + 1
+            if self._data_chars > self.max_line_bytes:
+                raise self._too_long("event")
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -251,21 +366,40 @@ class SSEDecoder:
             if value.isascii() and value.isdigit():
                 self.retry_ms = int(value)
         else:
-            raise ProtocolError(self.url, f"not a server-sent event line: {line[:120]!r}")
+            raise ProtocolError(self.url, f"not a server-sent event line: {excerpt(line)!r}")
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
         data, event = self._data, self._event
-        self._data, self._event = [], ""
+        self._data, self._event, self._data_chars = [], "", 0
         if not data:
             return None  # a blank line with no data field before it
         return ServerSentEvent(data="\n".join(data), event=event or "message", id=self._last_id)
 
 
-async def iter_sse_data(chunks: AsyncIterator[bytes], url: str) -> AsyncGenerator[str, None]:
-    """Yield the ``data`` of each server-sent event in the byte stream until ``[DONE]``."""
-    decoder = SSEDecoder(url)
+async def iter_sse_data(
+    chunks: AsyncIterator[bytes],
+    url: str,
+    *,
+    max_bytes: int | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> AsyncGenerator[str, None]:
+    """Yield the ``data`` of each server-sent event in the byte stream until ``[DONE]``.
+
+    More than ``max_bytes`` in all (no limit when ``None``), or one line past
+    ``max_line_bytes``, is a :class:`ProtocolError`: what a stream holds is
+    bounded by what was asked, whatever the server sends.
+    """
+    decoder = SSEDecoder(url, max_line_bytes=max_line_bytes)
+    received = 0
     async for chunk in chunks:
+        received += len(chunk)
+        if max_bytes is not None and received > max_bytes:
+            raise ProtocolError(
+                url, f"the stream sent more than {size_text(max_bytes)} (the stream limit"
+                f" for this request: max({size_text(MIN_STREAM_BYTES)},"
+                f" {size_text(STREAM_BYTES_PER_TOKEN)} per requested token))",
+            )  # fmt: skip
         for event in decoder.feed(chunk):
             if event.data == "[DONE]":
                 return
@@ -273,22 +407,24 @@ async def iter_sse_data(chunks: AsyncIterator[bytes], url: str) -> AsyncGenerato
 
 
 def decode_chunk(data: str, at: float, url: str) -> list[StreamEvent]:
-    """Decode one ``chat.completion.chunk`` into events; raise on anything else."""
-    try:
-        chunk = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(url, f"chunk is not JSON: {data[:120]!r}") from exc
+    """Decode one ``chat.completion.chunk`` into events; raise on anything else.
+
+    Only agentrt errors leave: :class:`ProtocolError` for what is not a chunk,
+    :class:`EndpointUnavailable` for the server's own mid-stream error.
+    """
+    chunk = load_json(data, url, "chunk is not JSON")
     if not isinstance(chunk, dict):
-        raise ProtocolError(url, f"chunk is not a JSON object: {data[:120]!r}")
+        raise ProtocolError(url, f"chunk is not a JSON object: {excerpt(data)!r}")
     if "error" in chunk:
         error = chunk["error"]
         message = error.get("message", error) if isinstance(error, dict) else error
         # The server gave up on the request (e.g. its engine died): the endpoint,
-        # not the request, is at fault, so this is retryable elsewhere.
-        raise EndpointUnavailable(url, f"server error mid-stream: {message}")
+        # not the request, is at fault, so this is retryable elsewhere. A server
+        # may echo what it got (the key): redacted before it is cut.
+        raise EndpointUnavailable(url, f"server error mid-stream: {excerpt(str(message), 300)}")
     choices = chunk.get("choices")
     if not isinstance(choices, list):
-        raise ProtocolError(url, f"chunk has no 'choices' list: {data[:120]!r}")
+        raise ProtocolError(url, f"chunk has no 'choices' list: {excerpt(data)!r}")
     events: list[StreamEvent] = []
     prompt_ids = chunk.get("prompt_token_ids")
     if isinstance(prompt_ids, list):
@@ -309,18 +445,18 @@ def decode_chunk(data: str, at: float, url: str) -> list[StreamEvent]:
 
 def _decode_choice(choice: Any, at: float, url: str) -> list[StreamEvent]:
     if not isinstance(choice, dict):
-        raise ProtocolError(url, f"choice is not an object: {choice!r:.120}")
+        raise ProtocolError(url, f"choice is not an object: {excerpt(repr(choice))}")
     index = choice.get("index")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise ProtocolError(url, f"choice has no valid 'index': {choice!r:.120}")
+        raise ProtocolError(url, f"choice has no valid 'index': {excerpt(repr(choice))}")
     delta = choice.get("delta") or {}
     if not isinstance(delta, dict):
-        raise ProtocolError(url, f"choice delta is not an object: {delta!r:.120}")
+        raise ProtocolError(url, f"choice delta is not an object: {excerpt(repr(delta))}")
     events: list[StreamEvent] = []
     text = delta.get("content") or ""
     if not isinstance(text, str):
-        raise ProtocolError(url, f"delta content is not a string: {text!r:.120}")
-    logprobs = _logprobs(choice.get("logprobs"))
+        raise ProtocolError(url, f"delta content is not a string: {excerpt(repr(text))}")
+    logprobs = _logprobs(choice.get("logprobs"), url)
     token_ids = choice.get("token_ids")
     if logprobs:
         tokens = len(logprobs)
@@ -332,25 +468,30 @@ def _decode_choice(choice: Any, at: float, url: str) -> list[StreamEvent]:
         events.append(TokenDelta(index=index, text=text, at=at, tokens=tokens, logprobs=logprobs))
     reason = choice.get("finish_reason")
     if reason is not None:
-        events.append(BranchFinished(index=index, reason=str(reason), at=at))
+        if not isinstance(reason, str):
+            raise ProtocolError(url, f"finish_reason is not a string: {excerpt(repr(reason))}")
+        events.append(BranchFinished(index=index, reason=excerpt(reason, 40), at=at))
     return events
 
 
-def _logprobs(value: Any) -> tuple[float, ...]:
+def _logprobs(value: Any, url: str) -> tuple[float, ...]:
     if not isinstance(value, dict):
         return ()
     content = value.get("content")
     if not isinstance(content, list):
         return ()
-    return tuple(
-        float(item["logprob"])
-        for item in content
-        if isinstance(item, dict) and isinstance(item.get("logprob"), int | float)
-    )
+    try:
+        return tuple(
+            float(item["logprob"])
+            for item in content
+            if isinstance(item, dict) and isinstance(item.get("logprob"), int | float)
+        )
+    except OverflowError as exc:  # a JSON integer too large for a float
+        raise ProtocolError(url, "a logprob is not a number a float can hold") from exc
 
 
 def _int_field(obj: dict[str, Any], name: str, url: str) -> int:
     value = obj.get(name, 0)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ProtocolError(url, f"usage.{name} is not an integer: {value!r}")
+        raise ProtocolError(url, f"usage.{name} is not an integer: {excerpt(repr(value))}")
     return value

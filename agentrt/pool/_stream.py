@@ -5,12 +5,19 @@ the HTTP response, which makes vLLM abort every branch of the request. A stream
 read past its deadline stops quietly, keeps what it had and says so
 (``cut_by_deadline``): the caller decides from the branches it has. What a
 stream holds is bounded by its request: a server that sends a branch more
-than twice ``max_tokens``, or a choice index it was not asked for, is a
-:class:`~agentrt.core._errors.ProtocolError`.
+than twice ``max_tokens``, more bytes than
+:func:`~agentrt.pool._protocol.stream_byte_limit` allows (which bounds every
+branch's text too), a line past 1 MiB, or a choice index it was not asked
+for, is a :class:`~agentrt.core._errors.ProtocolError`.
+
+Only agentrt errors leave a stream: a broken connection (any ``httpx`` error)
+is :class:`~agentrt.core._errors.EndpointUnavailable`, a body that cannot be
+decoded is a :class:`~agentrt.core._errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,6 +26,7 @@ import httpx
 
 from agentrt.core._clock import Clock, Cutoff
 from agentrt.core._errors import EndpointError, EndpointUnavailable, ProtocolError
+from agentrt.core._log import log_dropped
 from agentrt.pool._protocol import (
     BranchFinished,
     ChatRequest,
@@ -28,6 +36,7 @@ from agentrt.pool._protocol import (
     Usage,
     decode_chunk,
     iter_sse_data,
+    stream_byte_limit,
 )
 
 __all__ = ["BranchRecord", "ChatStream"]
@@ -105,6 +114,7 @@ class ChatStream:
         # What one branch may hold: its memory stays bounded by max_tokens whatever
         # the server sends (vLLM counts a final EOS; a speculative step carries several).
         self._token_cap = 2 * request.max_tokens + 8
+        self.byte_limit = stream_byte_limit(request)
 
     # -- state ----------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class ChatStream:
     async def _events(self) -> AsyncIterator[StreamEvent]:
         if self._done:
             return
-        data = iter_sse_data(self._response.aiter_bytes(), self.url)
+        data = iter_sse_data(self._response.aiter_bytes(), self.url, max_bytes=self.byte_limit)
         cutoff = Cutoff.at(self._deadline_at, clock=self._clock)  # one timer, not one per chunk
         try:
             while True:
@@ -153,7 +163,11 @@ class ChatStream:
                 for event in decode_chunk(payload, self._clock.now(), self.url):
                     self._record(event)
                     yield event
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except httpx.DecodingError as exc:  # a content encoding that does not decode
+            self.error = ProtocolError(self.url, f"the stream does not decode: {exc!r}")
+            await self.aclose()
+            raise self.error from exc
+        except (httpx.HTTPError, httpx.StreamError) as exc:
             self.error = EndpointUnavailable(
                 self.url, f"stream broke after {self._received()} tokens: {exc!r}"
             )
@@ -182,6 +196,8 @@ class ChatStream:
         self.closed_at = self._clock.now()
         try:
             await self._response.aclose()
+        except (httpx.HTTPError, httpx.StreamError) as exc:  # the connection is gone anyway
+            log_dropped(f"closing the stream from {self.url}", exc, level=logging.DEBUG)
         finally:  # even when cancelled mid-close: the pool's in-flight count must drop
             if self._on_close is not None:
                 self._on_close(self)

@@ -6,12 +6,18 @@ the JSONL/OTLP/console exporters, and the W3C ``traceparent`` sent to vLLM.
             result = await executor.run(messages, slice_s=2.0)   # chat {model} + branches
         run.set_outcome(correct=True, report=manager.report())
 
+Flushing never blocks the event loop: a run's end requests it from a flusher
+thread; ``await flush_traces_async()`` (or ``flush_traces()`` from sync code)
+waits for it, bounded. Trace files read back raise :class:`TraceFileError`
+(a ``ConfigurationError``) naming the file and line when malformed.
+
 See docs/tracing.md for what each span records.
 """
 
 from agentrt.tracing._attributes import AGENTRT, GEN_AI, error_type
 from agentrt.tracing._chat import CallTrace, ChatSpans, chat_call, current_call
 from agentrt.tracing._content import CAPTURE_CONTENT_ENV, capture_content
+from agentrt.tracing._errors import TraceFileError
 from agentrt.tracing._jsonl import JsonlSpanExporter, span_to_dict
 from agentrt.tracing._propagation import TRACEPARENT, outgoing_headers
 from agentrt.tracing._setup import (
@@ -21,7 +27,9 @@ from agentrt.tracing._setup import (
     current_tracing,
     ensure_tracing,
     flush_traces,
+    flush_traces_async,
     get_tracer,
+    request_flush,
     shutdown_tracing,
     use_tracer_provider,
 )
@@ -50,6 +58,7 @@ __all__ = [
     "NodeVisit",
     "RunInfo",
     "ToolSpan",
+    "TraceFileError",
     "Tracing",
     "TracingSettings",
     "WorkflowSpan",
@@ -64,10 +73,12 @@ __all__ = [
     "error_type",
     "expected_answer_scope",
     "flush_traces",
+    "flush_traces_async",
     "get_tracer",
     "node_context",
     "node_span",
     "outgoing_headers",
+    "request_flush",
     "shutdown_tracing",
     "span_to_dict",
     "tool_span",

@@ -1,6 +1,6 @@
 """Span names and attribute keys: the OpenTelemetry GenAI ones and agentrt's own.
 
-Every ``gen_ai.*``, ``server.*`` and ``error.*`` key here is defined by the
+Every ``gen_ai.*``, ``server.*``, ``error.*`` and ``exception.*`` key here is defined by the
 OpenTelemetry semantic conventions (a test checks each against the
 ``opentelemetry-semantic-conventions`` package); everything agentrt adds lives
 under ``agentrt.``. Seconds are ``_s``, tokens are counts.
@@ -15,6 +15,9 @@ from agentrt.core._errors import DeadlineExceeded
 __all__ = [
     "AGENTRT",
     "ERROR_TYPE",
+    "EXCEPTION_MESSAGE",
+    "EXCEPTION_STACKTRACE",
+    "EXCEPTION_TYPE",
     "GEN_AI",
     "SERVER_ADDRESS",
     "SERVER_PORT",
@@ -56,6 +59,9 @@ class GEN_AI:
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 
 class AGENTRT:

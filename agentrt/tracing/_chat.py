@@ -4,7 +4,9 @@ The executor opens :func:`chat_call` around a call; the pool's client notes
 the endpoint and model of each request it sends (:func:`note_endpoint`, via
 :func:`agentrt.tracing._propagation.outgoing_headers`), the executor hands over
 each stream it read (:func:`note_stream`), and :meth:`CallTrace.finished`
-writes the plan, predictions, actual figures and the branch spans. Times come
+writes the plan, predictions, actual figures and the branch spans; text that
+may quote a server (degraded reasons, the endpoint URL) is redacted before it
+is cut and set. Times come
 from the executor's clock, mapped onto wall time at the span's start, so a
 call, its branches and its slice line up on one axis.
 """
@@ -46,6 +48,7 @@ from agentrt.tracing._spans import (
     expected_answer,
     record_error,
 )
+from agentrt.tracing._text import safe_text
 
 if TYPE_CHECKING:
     from agentrt.pool._events import RequestSent
@@ -98,7 +101,7 @@ class CallTrace:
             )
         self.span.set_attribute(SERVER_ADDRESS, sent.address[0])
         self.span.set_attribute(SERVER_PORT, sent.address[1])
-        self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_url(sent.url))
+        self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_text(safe_url(sent.url)))
         self.span.set_attribute(AGENTRT.ENDPOINT_GROUP, sent.group)
         if sent.draft_tokens:
             self.span.set_attribute(AGENTRT.DRAFT_TOKENS, sent.draft_tokens)
@@ -110,7 +113,7 @@ class CallTrace:
         attrs: dict[str, AttributeValue] = {
             AGENTRT.OBJECTIVE: plan.objective,
             AGENTRT.SLICE_S: _finite(plan.slice_s),
-            AGENTRT.PLAN_REASON: plan.reason,
+            AGENTRT.PLAN_REASON: safe_text(plan.reason),
             AGENTRT.CONFIGS_CONSIDERED: plan.considered,
             AGENTRT.CONFIGS_FITTING: plan.fitting,
             AGENTRT.ACTUAL_LATENCY_S: result.latency_s,
@@ -177,7 +180,7 @@ class CallTrace:
                 AGENTRT.ONLINE_DRIFTS: online.drifts,
             }
         if result.degraded_reason is not None:
-            attrs[AGENTRT.DEGRADED_REASON] = result.degraded_reason
+            attrs[AGENTRT.DEGRADED_REASON] = safe_text(result.degraded_reason)
         votes = result.votes
         if votes:
             attrs[AGENTRT.VOTES] = [f"{key}:{weight:g}" for key, weight in votes.items()]
@@ -198,7 +201,8 @@ class CallTrace:
         cut = any(s.cut_by_deadline for s in self.streams) and result.branches.cancelled > 0
         if cut:
             span.set_attribute(ERROR_TYPE, "deadline_exceeded")
-            span.set_status(Status(StatusCode.ERROR, result.degraded_reason or "slice ended"))
+            reason = safe_text(result.degraded_reason or "slice ended")
+            span.set_status(Status(StatusCode.ERROR, reason))
         self._branch_spans(result)
 
     def _branch_spans(self, result: Result) -> None:

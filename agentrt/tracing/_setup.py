@@ -13,15 +13,22 @@ everything off.
 agentrt's spans go to, in order: a provider made current with
 :func:`use_tracer_provider` (tests), the provider :func:`configure_tracing`
 set up, or the application's global OpenTelemetry provider.
+
+Flushing never runs on the event loop: :func:`request_flush` (what the end of
+a run calls) hands it to the flusher thread of :mod:`agentrt.tracing._flush`
+and returns at once; :func:`flush_traces_async` awaits it and
+:func:`flush_traces` blocks its (sync) caller for it, both for a bounded time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +43,8 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.core._log import logger
+from agentrt.tracing._flush import FLUSH_TIMEOUT_MS, flusher
 from agentrt.tracing._jsonl import JsonlSpanExporter
 
 __all__ = [
@@ -46,7 +55,9 @@ __all__ = [
     "current_tracing",
     "ensure_tracing",
     "flush_traces",
+    "flush_traces_async",
     "get_tracer",
+    "request_flush",
     "shutdown_tracing",
     "use_tracer_provider",
 ]
@@ -160,9 +171,10 @@ class Tracing:
                 exporter = ConsoleSpanExporter()
             self.provider.add_span_processor(BatchSpanProcessor(exporter))
 
-    def flush(self, timeout_ms: int = 10_000) -> bool:
-        """Export every finished span now (called when a run ends, fails or is interrupted)."""
-        return self.provider.force_flush(timeout_ms)
+    def flush(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> bool:
+        """Export every finished span now, waiting at most ``timeout_ms`` (sync
+        callers; the flush itself runs on the flusher thread)."""
+        return _wait(flusher().request(self.provider), timeout_ms / 1000)
 
     def shutdown(self) -> None:
         self.provider.shutdown()
@@ -248,12 +260,50 @@ def get_tracer() -> trace.Tracer:
     return _provider().get_tracer(TRACER_NAME, _version())
 
 
-def flush_traces(timeout_ms: int = 10_000) -> bool:
-    """Flush whichever provider agentrt's spans go to (no-op for a non-SDK one)."""
+def request_flush() -> Future[bool] | None:
+    """Have the flusher thread flush whichever provider agentrt's spans go to,
+    and return at once (``None`` for a non-SDK provider: nothing to flush).
+
+    What the end of a run calls on the event loop: a slow or absent collector
+    then delays nothing but the flusher thread."""
     provider = _provider()
-    if isinstance(provider, TracerProvider):
-        return provider.force_flush(timeout_ms)
-    return True
+    if not isinstance(provider, TracerProvider):
+        return None
+    return flusher().request(provider)
+
+
+def _wait(future: Future[bool], timeout_s: float) -> bool:
+    try:
+        return future.result(timeout=timeout_s)
+    except TimeoutError:
+        future.cancel()
+        logger.debug("traces not flushed within %.1fs; spans stay queued", timeout_s)
+        return False
+
+
+def flush_traces(timeout_ms: int = FLUSH_TIMEOUT_MS) -> bool:
+    """Flush whichever provider agentrt's spans go to and wait at most
+    ``timeout_ms`` for it (True: flushed; a non-SDK provider has nothing to flush).
+
+    Blocks the calling thread: for sync callers (the CLI after its event loop
+    ended, scripts, tests). On an event loop, await :func:`flush_traces_async`."""
+    future = request_flush()
+    return True if future is None else _wait(future, timeout_ms / 1000)
+
+
+async def flush_traces_async(timeout_s: float = FLUSH_TIMEOUT_MS / 1000) -> bool:
+    """:func:`flush_traces` for a coroutine: the flush runs on the flusher
+    thread and the loop keeps serving other tasks while this one waits, at
+    most ``timeout_s`` (False when it did not finish in time: the spans stay
+    queued for the next flush, or the flush at exit)."""
+    future = request_flush()
+    if future is None:
+        return True
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+    except TimeoutError:
+        logger.debug("traces not flushed within %.1fs; spans stay queued", timeout_s)
+        return False
 
 
 def jsonl_exporter() -> JsonlSpanExporter | None:

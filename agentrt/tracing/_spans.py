@@ -9,11 +9,15 @@ allocation of the next call (:func:`allocation_scope`) and the answer a
 labelled run expects (:func:`expected_answer_scope`).
 
 Leaving a workflow span, normally, by an error or by an interrupt, flushes
-the exporters, so a run's file is complete when ``agentrt run`` returns.
+the exporters: on an event loop it only requests the flush (the flusher
+thread does it, so a slow collector stalls no run), elsewhere it waits for
+it, bounded. Error text (status descriptions, the ``exception`` event) is
+redacted before it is cut to length and set (:mod:`agentrt.tracing._text`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import threading
@@ -32,7 +36,8 @@ from agentrt.core._clock import wall_time_ns
 from agentrt.core._deadline import Deadline, current_deadline
 from agentrt.tracing._attributes import AGENTRT, ERROR_TYPE, GEN_AI, error_type
 from agentrt.tracing._content import capture_content
-from agentrt.tracing._setup import flush_traces, get_tracer, jsonl_exporter
+from agentrt.tracing._setup import flush_traces, get_tracer, jsonl_exporter, request_flush
+from agentrt.tracing._text import exception_message, record_exception_event, safe_text
 
 if TYPE_CHECKING:
     from agentrt.budget._allocation import Allocation
@@ -107,12 +112,14 @@ def expected_answer() -> str | None:
 
 
 def record_error(span: trace.Span, exc: BaseException) -> None:
-    """Mark ``span`` failed: ``error.type``, status ERROR, and the exception event."""
+    """Mark ``span`` failed: ``error.type``, status ERROR, and the exception
+    event, its text redacted (an exception may quote a server or a config)."""
     kind = error_type(exc)
     span.set_attribute(ERROR_TYPE, kind)
-    span.set_status(Status(StatusCode.ERROR, f"{kind}: {exc}" if str(exc) else kind))
+    message = exception_message(exc)
+    span.set_status(Status(StatusCode.ERROR, safe_text(f"{kind}: {message}" if message else kind)))
     if kind not in ("cancelled",):
-        span.record_exception(exc)
+        record_exception_event(span, exc)
 
 
 @contextmanager
@@ -232,7 +239,7 @@ class WorkflowSpan:
             record_error(span, error)
         elif error is not None:
             span.set_attribute(ERROR_TYPE, error if error in _KNOWN_ERRORS else "node_error")
-            span.set_status(Status(StatusCode.ERROR, error))
+            span.set_status(Status(StatusCode.ERROR, safe_text(error)))
         span.end()
 
     def node_visit(self, visit: str) -> tuple[trace.Span, NodeVisit] | None:
@@ -318,7 +325,8 @@ def workflow_span(
     does, so a trace agrees with its ``RunResult``). ``run_id`` defaults to the
     trace id.
     An exception leaving the block sets ``error.type`` (``deadline_exceeded``,
-    ``cancelled``, or the class name). The exporters are flushed on the way out.
+    ``cancelled``, or the class name). The exporters are flushed on the way out
+    (on an event loop: requested, not awaited; see the module docstring).
     """
     deadline = deadline or current_deadline()
     attrs: dict[str, AttributeValue] = {
@@ -332,7 +340,7 @@ def workflow_span(
     if task_seed is not None:
         attrs[AGENTRT.TASK_SEED] = task_seed
     if profile is not None:
-        attrs[AGENTRT.PROFILE] = profile
+        attrs[AGENTRT.PROFILE] = safe_text(profile)
     attrs.update(attributes or {})
     tracer = get_tracer()
     span = tracer.start_span(f"invoke_workflow {graph}", kind=SpanKind.INTERNAL, attributes=attrs)
@@ -364,7 +372,19 @@ def workflow_span(
         if not handle._timed and deadline is not None and deadline.budget_s != float("inf"):
             handle._set_timing(deadline.elapsed(), not deadline.expired)
         span.end()
+        _flush_after_run()
+
+
+def _flush_after_run() -> None:
+    """On an event loop, only request the flush: waiting there would stall every
+    other run for as long as the exporters take. A sync caller waits (bounded),
+    so its trace file is complete when the block ends."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
         flush_traces()
+    else:
+        request_flush()
 
 
 @contextmanager

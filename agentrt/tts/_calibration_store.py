@@ -16,9 +16,9 @@ The choice is pure (:func:`choose_calibration`, :func:`should_auto_calibrate`);
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import statistics
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +29,8 @@ import tomli_w
 
 from agentrt.core._clock import current_clock
 from agentrt.core._errors import AgentrtError
+from agentrt.core._files import atomic_write_text
+from agentrt.core._log import log_dropped
 from agentrt.core._settings import Settings
 from agentrt.core._validation import without_none
 from agentrt.pool._fingerprint import PoolFingerprint, covers, fingerprint_pool
@@ -99,12 +101,14 @@ def cache_path(settings: Settings, fingerprint: PoolFingerprint) -> Path:
 
 
 def recorded_fingerprint(path: Path) -> PoolFingerprint | None:
-    """The ``[fingerprint]`` a calibration file records, or None (a prior, or unreadable)."""
+    """The ``[fingerprint]`` a calibration file records, or None (a prior, or
+    unreadable: logged, and the file is passed over)."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
         table = document.get("fingerprint")
         return None if not isinstance(table, dict) else PoolFingerprint.from_dict(table)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log_dropped(f"calibration {path}: unreadable, skipped", exc, level=logging.DEBUG)
         return None
 
 
@@ -149,32 +153,14 @@ def choose_calibration(
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one:
-    a temporary file beside it, fsync, rename (and fsync the folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one
+    (:func:`agentrt.core._files.atomic_write_text`: temporary file, fsync, rename)."""
+    atomic_write_text(path, text)
 
 
 def render_calibration(document: Mapping[str, Any], header: str) -> str:
     """The TOML text of a calibration document (TOML has no null: None is dropped)."""
     return header + tomli_w.dumps(without_none(document))
-
 
 
 def measured_summary(measurements: Sequence[Measurement], wall_s: float) -> tuple[str, ...]:

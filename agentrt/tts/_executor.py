@@ -7,12 +7,22 @@ overtaken, stops reading at the end of the slice (closing the stream aborts
 the work in vLLM) and decides from the finished branches, or from partial
 text when the answer spec allows. A branch lost to a failing endpoint is
 re-issued elsewhere while the slice leaves time for it.
+
+A failure of one request (a leg: the primary, a hedge, a re-issue) is
+recorded, never fatal: whatever it raised, the branches other legs finished
+count. Re-issues are bounded three ways: at most :data:`MAX_ROUNDS` rounds
+per call, a seeded, jittered wait before each, and a retry bucket shared by
+the pool (a :class:`~agentrt.core._token_bucket.TokenBucket`), so a storm of
+503s on many concurrent runs does not multiply the load. A call every one of
+whose requests failed returns its result with ``failure`` set (the error of
+the last request); the chat model raises it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,11 +32,15 @@ from agentrt.core._errors import (
     BudgetRefused,
     ConfigurationError,
     DeadlineExceeded,
+    EndpointError,
     EndpointUnavailable,
+    ModelNotServed,
     NoHealthyEndpoint,
     ProtocolError,
 )
 from agentrt.core._lag import LoopLag
+from agentrt.core._log import log_dropped
+from agentrt.core._token_bucket import TokenBucket
 from agentrt.pool._endpoint import PLAIN_GROUP, greedy_only_groups
 from agentrt.pool._events import RequestSent
 from agentrt.pool._pool import Backend
@@ -36,7 +50,7 @@ from agentrt.tts._accuracy import AccuracyEstimator, AccuracyModel
 from agentrt.tts._answers import AnswerSpec, LastNumber
 from agentrt.tts._branch import BranchView
 from agentrt.tts._config import TTSConfig
-from agentrt.tts._hedging import HedgePolicy, TokenBucket, hedge_at, hedge_delay_s
+from agentrt.tts._hedging import HedgePolicy, hedge_at, hedge_delay_s
 from agentrt.tts._latency import LatencyModel
 from agentrt.tts._length import LengthModel
 from agentrt.tts._length_online import OnlineLength
@@ -62,6 +76,13 @@ DECIDE_MARGIN_S = 0.01
 FALLBACK_MIN_TOKENS = 8
 """The tightest token cap the fallback (:meth:`TTSExecutor._fallback_plan`) gives a
 greedy call: fewer tokens rarely hold an answer."""
+MAX_ROUNDS = 4
+"""Rounds of requests one call sends at most: the first, then re-issues of lost branches."""
+RETRY_WAIT_S = 0.02
+"""The wait before a call's first re-issue, doubling each round (up to
+:data:`RETRY_WAIT_MAX_S`), each drawn uniformly in [0.5, 1] of it from a seeded
+generator: concurrent calls hit by the same failure do not retry in step."""
+RETRY_WAIT_MAX_S = 0.2
 LAG_SHARE_MAX = 0.5
 """Reading also stops early by the event loop's recent lag (:mod:`agentrt.core._lag`),
 but by at most this share of the time left: a late loop returns the result late
@@ -122,6 +143,10 @@ class _Attempt:
     cut_by_deadline: bool = False
     hedge_after_s: float | None = None
     recorder: CallRecorder | None = None
+    rejected: Exception | None = None  # this round: a leg refused (4xx, unknown model)
+    failure: Exception | None = None  # the last leg's error
+    rounds: int = 0
+    stopped_retrying: str | None = None  # why no further re-issue was sent
 
     def sent(self, sent: RequestSent) -> None:
         """An attempt went to ``sent.url``: a re-issue or hedge goes elsewhere."""
@@ -220,6 +245,8 @@ class TTSExecutor:
     ``hedge_bucket`` is the hedge budget to draw on (a :class:`~agentrt.Runtime`
     shares one per pool; without it the executor has its own); ``lag`` is the
     event loop's lag monitor, by whose margin reading stops early (none: no margin).
+    ``retry_bucket`` is the pool's retry budget: each re-issue round spends one
+    token (none: only :data:`MAX_ROUNDS` bounds re-issues).
     """
 
     def __init__(
@@ -242,6 +269,7 @@ class TTSExecutor:
         lengths: OnlineLength | None = None,
         hedge_bucket: TokenBucket | None = None,
         lag: LoopLag | None = None,
+        retry_bucket: TokenBucket | None = None,
     ) -> None:
         if objective not in ("deadline", "penalty"):
             raise ConfigurationError(
@@ -274,6 +302,7 @@ class TTSExecutor:
         self.online = online
         self.lengths = lengths
         self.lag = lag
+        self.retry_bucket = retry_bucket
 
     @property
     def clock(self) -> Clock:
@@ -332,7 +361,6 @@ class TTSExecutor:
     def _fixed_plan(self, messages: Sequence[Message], config: TTSConfig, slice_s: float) -> Plan:
         prediction = predict(config, self._inputs(messages, slice_s, {}))
         return Plan("deadline", config, prediction, f"fixed: {config.label}", slice_s, 1, 1)
-
 
     def _live_load(self) -> dict[str, int]:
         """Sequences already on the least-loaded endpoint of each group (where the
@@ -529,23 +557,46 @@ class TTSExecutor:
                 extra=dict(options.extra),
             )
 
+        jitter = random.Random(options.seed if options.seed is not None else self._calls)
         while attempt.missing > 0 and not read_until.expired:
+            if attempt.rounds and not await self._may_retry(attempt, read_until, jitter):
+                break
             errors = len(attempt.errors)
-            attempt.protocol_error = None
+            attempt.protocol_error = attempt.rejected = None
+            attempt.rounds += 1
             await self._round(request, config.group, strategy, attempt, read_until, fire_at)
             if attempt.early_stopped or attempt.cut_by_deadline or len(attempt.errors) == errors:
                 break
-            if attempt.protocol_error is not None and not self._alternatives(
+            refused = attempt.protocol_error or attempt.rejected
+            if refused is not None and not self._alternatives(
                 config.group, frozenset(attempt.tried)
             ):
-                # Not the OpenAI protocol, and no other endpoint left to ask.
-                if not attempt.finished:
-                    raise attempt.protocol_error
+                # Not the OpenAI protocol, or refused, and no other endpoint left to ask.
                 break
             # Keep what finished; ask again (elsewhere) only for what was lost.
         attempt.records = attempt.current()
         attempt.cancelled = attempt.missing
         return attempt
+
+    async def _may_retry(
+        self, attempt: _Attempt, read_until: Deadline, jitter: random.Random
+    ) -> bool:
+        """Whether a call whose last round lost branches sends another: under
+        :data:`MAX_ROUNDS`, a token from the pool's retry bucket, and time left after a
+        jittered wait (which it then sleeps)."""
+        if attempt.rounds >= MAX_ROUNDS:
+            attempt.stopped_retrying = f"{MAX_ROUNDS} rounds sent"
+            return False
+        if self.retry_bucket is not None and not self.retry_bucket.try_spend():
+            attempt.stopped_retrying = "the pool's retry budget is spent"
+            return False
+        wait_s = min(RETRY_WAIT_MAX_S, RETRY_WAIT_S * 2 ** (attempt.rounds - 1))
+        wait_s *= jitter.uniform(0.5, 1.0)
+        if wait_s >= read_until.remaining():
+            attempt.stopped_retrying = "no time left for a re-issue"
+            return False
+        await self._clock.sleep(wait_s)
+        return not read_until.expired
 
     async def _round(
         self,
@@ -597,10 +648,12 @@ class TTSExecutor:
             # Cancelling a leg leaves its ``async with``: the stream closes, vLLM aborts.
             await asyncio.gather(*rest, *([race.keeper] if race.keeper else []),
                                  return_exceptions=True)  # fmt: skip
-        for task in legs:
+        for task in legs:  # a leg records its own failure; anything else is a bug, logged
             error = None if task.cancelled() else task.exception()
-            if error is not None:
-                raise error
+            if isinstance(error, Exception):
+                attempt.errors.append(f"{type(error).__name__}: {error}")
+                attempt.failure = error
+                log_dropped("executor leg failed", error)
 
     def _may_hedge(self, group: str, attempt: _Attempt, spare: int) -> bool:
         """No hedge yet, a token in the bucket, and ``spare`` healthy endpoints not yet
@@ -653,14 +706,26 @@ class TTSExecutor:
         except (EndpointUnavailable, ProtocolError) as exc:
             # The branches of this request are lost; what finished is kept.
             attempt.errors.append(str(exc))
+            attempt.failure = exc
             attempt.tried.add(exc.url)
             if isinstance(exc, ProtocolError):
                 attempt.protocol_error = exc
         except (DeadlineExceeded, NoHealthyEndpoint) as exc:
             # No endpoint answered in time: decide from what finished, if anything.
             attempt.errors.append(str(exc))
+            attempt.failure = exc
             if not hedge or isinstance(exc, DeadlineExceeded):
                 attempt.cut_by_deadline = True
+        except (EndpointError, ModelNotServed) as exc:
+            # Refused (4xx, a wrong key, an unknown model): this endpoint will not serve
+            # the request; another may.
+            attempt.errors.append(str(exc))
+            attempt.failure = attempt.rejected = exc
+            attempt.tried.add(exc.url)
+        except Exception as exc:  # anything else a backend raised: the leg is lost, not the call
+            attempt.errors.append(f"{type(exc).__name__}: {exc}")
+            attempt.failure = attempt.rejected = exc
+            log_dropped("executor leg failed", exc)
 
     async def _read(
         self, stream: ChatStream, strategy: Strategy, attempt: _Attempt, race: _Race
@@ -712,6 +777,8 @@ class TTSExecutor:
             )
         if attempt.errors:
             degraded.append(f"endpoint failures: {attempt.errors[-1]}")
+        if attempt.stopped_retrying is not None and attempt.cancelled:
+            degraded.append(f"stopped re-issuing: {attempt.stopped_retrying}")
         if decision.answer is None:
             degraded.append("no branch produced an answer")
         text = ""
@@ -738,6 +805,9 @@ class TTSExecutor:
             tokens_saved_by_early_stop=saved,
             degraded=bool(degraded),
             degraded_reason="; ".join(degraded) if degraded else None,
+            failure=None
+            if attempt.cut_by_deadline or any(r.tokens for r in attempt.records)
+            else attempt.failure,
         )
 
     async def _score(

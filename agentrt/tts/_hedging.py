@@ -25,6 +25,7 @@ from agentrt.tts._planner import PlanInputs, predict
 
 __all__ = ["HedgePolicy", "TokenBucket", "hedge_at", "hedge_delay_s"]
 
+
 @dataclass(frozen=True)
 class HedgePolicy:
     """When to hedge and how much hedging to allow.

@@ -235,9 +235,7 @@ class _Filter:
         ]  # fmt: skip
         return math.sqrt(max(0.0, *variances))
 
-    def update(
-        self, x: float, censored: bool, params: _Params, band: int | None = None
-    ) -> None:
+    def update(self, x: float, censored: bool, params: _Params, band: int | None = None) -> None:
         size = len(self.state)
         cov = [row[:] for row in self.cov]  # committed only if the reading is used
         cov[0][0] += params.forget_sd**2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentrt.core._errors import ConfigurationError
 from agentrt.tts._answers import Answer
@@ -82,6 +82,11 @@ class Result:
     online: OnlineState | None = None
     """The online latency correction of the planned group as the plan used it
     (``None``: the executor learns nothing online)."""
+    failure: Exception | None = field(default=None, compare=False)
+    """The error of the call's last request when no branch produced any text
+    because every request failed (refused, not the OpenAI protocol, a broken
+    stream); the chat model raises it. ``None`` whenever there is something to
+    answer from, and for a call cut by its deadline (that is ``degraded``)."""
 
     def __post_init__(self) -> None:
         if self.degraded != (self.degraded_reason is not None):

@@ -8,6 +8,9 @@ Next to it, ``NAME.tuned.latency.toml`` holds the executor's models in the
 calibration format (``[latency.<group>]``, so ``agentrt run --calibration``
 takes it) plus, per node, the full output-length samples and the measured
 accuracy table (``[nodes.<name>.length]``, ``[nodes.<name>.accuracy]``).
+
+Both files are replaced atomically (temporary file, fsync, rename): a service
+that re-reads its profile by mtime sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tomli_w
 
 from agentrt.budget._profile import BudgetProfile, NodeStats
 from agentrt.core._errors import ProfileError
+from agentrt.core._files import atomic_write_text
 from agentrt.core._validation import without_none
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._latency import LatencyModel
@@ -54,7 +58,6 @@ def tuned_profile(fitted: Fit, base: BudgetProfile, graph: str | None) -> Budget
     return base.model_copy(update=update)
 
 
-
 def write_tuned(path: Path, fitted: Fit, profile: BudgetProfile, header: str) -> tuple[Path, Path]:
     """Write the profile to ``path`` and the models next to it; returns both paths."""
     data = profile.model_dump(mode="json", exclude_none=True)
@@ -68,16 +71,18 @@ def write_tuned(path: Path, fitted: Fit, profile: BudgetProfile, header: str) ->
             for name, node in sorted(fitted.nodes.items())
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     side = models_path(path)
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    path.write_text(
+    # The models first: a profile never names a side file older than itself.
+    # Mode 0644, as a file written in place would be (a temporary file is 0600).
+    atomic_write_text(side, comment + tomli_w.dumps(without_none(models)), mode=0o644)
+    atomic_write_text(
+        path,
         comment
         + f"# Executor models: {side.name} (pass it as --calibration).\n"
         + tomli_w.dumps(without_none(data)),
-        encoding="utf-8",
+        mode=0o644,
     )
-    side.write_text(comment + tomli_w.dumps(without_none(models)), encoding="utf-8")
     return path, side
 
 

@@ -40,7 +40,11 @@ async def _fill(
     """Occupy every queue slot of ``record`` with one long n=QUEUE_LIMIT request."""
     long_story = ChatRequest(messages=STORY, n=QUEUE_LIMIT, max_tokens=900, temperature=0.8, seed=1)
     body = long_story.payload(record.served_model, stream=True, vllm=True)
-    request = http.build_request("POST", f"{record.url}/v1/chat/completions", json=body)
+    key = record.api_key  # the local pool's servers want its key
+    auth = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    request = http.build_request(
+        "POST", f"{record.url}/v1/chat/completions", json=body, headers=auth
+    )
     response = await http.send(request, stream=True)
     assert response.status_code == 200
     lines = response.aiter_lines()

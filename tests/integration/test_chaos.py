@@ -26,6 +26,8 @@ LATENCY: dict[str, LatencyModel] = {}
 @pytest.fixture(autouse=True)
 def _measured_latency(pool_latency: dict[str, LatencyModel]) -> None:
     LATENCY.update(pool_latency)
+
+
 PLAN = ChaosPlan(runs=33, concurrency=6, deadline_min_s=2.0, deadline_max_s=5.0,
                  mean_gap_s=1.0)  # fmt: skip
 

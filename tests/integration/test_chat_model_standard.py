@@ -21,6 +21,9 @@ def _local_endpoints(
     plain_specs: list[EndpointSpec], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     monkeypatch.setenv("AGENTRT_ENDPOINTS", ",".join(s.url for s in plain_specs))
+    key = plain_specs[0].api_key  # the local pool's servers want its key
+    if key is not None:
+        monkeypatch.setenv("AGENTRT_API_KEY", key.get_secret_value())
     yield
 
 

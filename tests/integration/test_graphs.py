@@ -27,6 +27,7 @@ LATENCY: dict[str, LatencyModel] = {}
 def _measured_latency(pool_latency: dict[str, LatencyModel]) -> None:
     LATENCY.update(pool_latency)
 
+
 EASY: dict[str, list[dict[str, Any]]] = {
     "math": [
         {"problem": "Start with 2. Add 3. What is the result?"},

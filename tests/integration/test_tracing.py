@@ -107,7 +107,7 @@ async def test_a_request_to_the_local_vllm_carries_traceparent(
 ) -> None:
     upstream = plain_specs[0].address
     async with RecordingProxy(upstream).running() as proxy:
-        spec = EndpointSpec(url=f"http://127.0.0.1:{proxy.port}")
+        spec = plain_specs[0].model_copy(update={"url": f"http://127.0.0.1:{proxy.port}"})
         async with EndpointPool([spec], health_interval_s=0) as pool:
             result = await TTSExecutor(pool, observer=ChatSpans()).run(
                 ADDITION, slice_s=60, config=majority(2)
@@ -122,7 +122,12 @@ async def test_a_request_to_the_local_vllm_carries_traceparent(
     assert version == "00" and int(flags, 16) & 1
     assert trace_id == f"{chat.context.trace_id:032x}"
     assert span_id == f"{chat.context.span_id:016x}"
-    assert "authorization" not in requests[0].lower()
+    # The pool's key rides in its one header and nowhere else in the request.
+    key = plain_specs[0].api_key
+    if key is not None:
+        secret = key.get_secret_value()
+        lines = [line for line in requests[0].splitlines() if secret in line]
+        assert len(lines) == 1 and lines[0].lower().startswith("authorization: bearer "), lines
     attrs = dict(chat.attributes or {})
     assert attrs["server.address"] == "127.0.0.1" and attrs["server.port"] == proxy.port
 

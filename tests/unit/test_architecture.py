@@ -41,10 +41,7 @@ def test_the_diagram_draws_the_layers_contract_in_order() -> None:
     nodes, edges = _diagram()
     assert nodes == [name for layer in layers for name in layer]
     expected = {
-        (upper, lower)
-        for above, below in pairwise(layers)
-        for upper in above
-        for lower in below
+        (upper, lower) for above, below in pairwise(layers) for upper in above for lower in below
     }
     assert edges == expected
 

@@ -133,17 +133,23 @@ def test_speed_args_are_canonical() -> None:
 
 
 def test_url_credentials_and_api_keys_never_enter_the_fingerprint() -> None:
+    # A URL carrying credentials is refused at the edge; the fingerprint would drop them.
+    with pytest.raises(ValueError, match="must not carry credentials"):
+        EndpointSpec(url="https://alice:s3cret@gpu1.example.com:8443/v1")
     spec = EndpointSpec(
-        url="https://alice:s3cret@gpu1.example.com:8443/v1", group="plain", model="qwen",
+        url="https://gpu1.example.com:8443/v1", group="plain", model="qwen",
         api_key="sk-TOPSECRET",  # type: ignore[arg-type]
     )  # fmt: skip
     remote = fingerprint_pool([(spec, "qwen-32b", "0.11.0")])
     text = json.dumps(remote.to_dict()) + remote.describe() + remote.hash
-    assert "s3cret" not in text and "alice" not in text and "TOPSECRET" not in text
+    assert "TOPSECRET" not in text
     assert remote.servers[0].address == "https://gpu1.example.com:8443"
     assert not remote.local and remote.cpu_model is None
     assert sanitized_url("http://u:p@[::1]:8000/x/?token=abc#f") == "http://[::1]:8000/x"
-    other = EndpointSpec(url="https://bob:other@gpu1.example.com:8443", model="qwen")
+    other = EndpointSpec(
+        url="https://gpu1.example.com:8443", model="qwen",
+        api_key="sk-OTHERSECRET",  # type: ignore[arg-type]
+    )  # fmt: skip
     assert fingerprint_pool([(other, "qwen-32b", "0.11.0")]).hash == remote.hash
 
 

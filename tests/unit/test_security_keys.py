@@ -99,14 +99,14 @@ async def _call_the_echoing_server(errors: list[str]) -> tuple[EchoingServer, st
     spec = EndpointSpec(url=cluster.url("a"), api_key=KEY)  # type: ignore[arg-type]
     async with EndpointPool([spec], transport=cluster.transport, health_interval_s=0) as pool:
         with workflow_span("secret") as run:
-            try:
-                await TTSExecutor(pool, observer=ChatSpans()).run(
-                    MESSAGES,
-                    slice_s=2,
-                    config=TTSConfig("majority", 2, temperature=0.7, max_tokens=8),
-                )
-            except EndpointError as exc:
-                errors.append(f"{exc!s} {exc!r} {exc.__cause__!r}")
+            result = await TTSExecutor(pool, observer=ChatSpans()).run(
+                MESSAGES,
+                slice_s=2,
+                config=TTSConfig("majority", 2, temperature=0.7, max_tokens=8),
+            )
+            exc = result.failure  # the call returns; its failure is what the chat model raises
+            if isinstance(exc, EndpointError):
+                errors.append(f"{exc!s} {exc!r} {exc.__cause__!r} {result.degraded_reason}")
         return server, json.dumps(pool.snapshot(), default=str), run.trace_file
 
 
@@ -156,8 +156,11 @@ async def test_the_key_is_nowhere_but_the_authorization_header(
 # -- TLS --------------------------------------------------------------------------
 
 
-def _ssl_context(pool: EndpointPool, url: str) -> ssl.SSLContext:
-    transport: Any = pool._http._transport_for_url(httpx.URL(url))
+def _ssl_context(pool: EndpointPool, spec: EndpointSpec) -> ssl.SSLContext:
+    """The TLS context the pool's requests to ``spec`` would use."""
+    (state,) = [s for s in pool.endpoints if s.spec == spec]
+    http: Any = pool.client(state)._http
+    transport: Any = http._transport_for_url(httpx.URL(f"{spec.url}/v1/chat/completions"))
     context: ssl.SSLContext = transport._pool._ssl_context
     return context
 
@@ -167,9 +170,9 @@ async def test_tls_is_verified_by_default_and_opting_out_is_per_endpoint() -> No
     lax = EndpointSpec(url="https://lab.example:8443", verify_tls=False)
     pool = EndpointPool([strict, lax], health_interval_s=0)
     try:
-        verified = _ssl_context(pool, f"{strict.url}/v1/chat/completions")
+        verified = _ssl_context(pool, strict)
         assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
-        unverified = _ssl_context(pool, f"{lax.url}/v1/chat/completions")
+        unverified = _ssl_context(pool, lax)
         assert unverified.verify_mode == ssl.CERT_NONE
     finally:
         await pool.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -345,10 +346,14 @@ async def test_a_malformed_chunk_on_the_only_endpoint_keeps_what_finished() -> N
 async def test_a_server_that_is_not_openai_fails_the_call_when_no_other_works() -> None:
     html = FakeVLLM(content_type="text/html")
     async with pool_of(FakeCluster(a=html), "a") as pool:
-        with pytest.raises(ProtocolError, match=r"http://a\.test:8000.*text/event-stream"):
-            await TTSExecutor(pool, models=MODELS, observer=ChatSpans()).run(
-                MESSAGES, slice_s=30, config=majority(2)
-            )
+        failed = await TTSExecutor(pool, models=MODELS, observer=ChatSpans()).run(
+            MESSAGES, slice_s=30, config=majority(2)
+        )
+    # The call returns, degraded, with the endpoint's error as its failure
+    # (the chat model raises it).
+    assert failed.degraded and failed.answer is None
+    assert isinstance(failed.failure, ProtocolError)
+    assert re.search(r"http://a\.test:8000.*text/event-stream", str(failed.failure))
     html = FakeVLLM(content_type="text/html")
     healthy = FakeVLLM(chunks=answers_chunks(["7", "7"]))
     async with pool_of(FakeCluster(a=html, b=healthy), "a", "b") as pool:

@@ -444,8 +444,10 @@ def test_corrected_predictions_stay_positive_and_monotone_in_n_and_tokens(
     lengths = LengthModel.from_quantiles(20, 40)
     previous = 0.0
     for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32):
-        config = TTSConfig("majority", n, max_tokens=64, temperature=0.7) if n > 1 else TTSConfig(
-            "single", 1, max_tokens=64
+        config = (
+            TTSConfig("majority", n, max_tokens=64, temperature=0.7)
+            if n > 1
+            else TTSConfig("single", 1, max_tokens=64)
         )
         latency = corrected.predict_mean(config, 50, lengths)
         assert latency > 0 and latency >= previous - 1e-12, (n, latency, previous)

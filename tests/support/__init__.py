@@ -1,0 +1,1 @@
+"""Test support that runs outside the test process (the hostile fake server)."""
