@@ -73,7 +73,7 @@ def _texts(result: RunResult, traces: Path, log: str) -> dict[str, str]:
     )
     trace_text = " ".join(p.read_text(encoding="utf-8") for p in traces.glob("*.jsonl"))
     return {
-        "reason": f"{result.reason} {result.error}",
+        "reason": f"{result.reason} {getattr(result, 'error', None)}",
         "calls": calls,
         "trace": trace_text,
         "log": log,
