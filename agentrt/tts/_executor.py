@@ -14,8 +14,10 @@ count. Re-issues are bounded three ways: at most :data:`MAX_ROUNDS` rounds
 per call, a seeded, jittered wait before each, and a retry bucket shared by
 the pool (a :class:`~agentrt.core._token_bucket.TokenBucket`), so a storm of
 503s on many concurrent runs does not multiply the load. A call every one of
-whose requests failed returns its result with ``failure`` set (the error of
-the last request); the chat model raises it.
+whose requests failed for a lasting reason (refused, not the OpenAI protocol)
+returns its result with ``failure`` set; the chat model raises it. One emptied
+by failures that pass (resets, 503s) returns degraded and empty, as a call cut
+by its deadline does.
 """
 
 from __future__ import annotations
@@ -225,6 +227,21 @@ class _Race:
         if not self.done.is_set():
             self.keeper = asyncio.current_task()
             self.done.set()
+
+
+_PASSING = (EndpointUnavailable, NoHealthyEndpoint, DeadlineExceeded)
+"""Failures that pass (a reset, a 503, no time left): a call they emptied returns
+degraded and empty, and the graph goes on with what it has."""
+
+
+def _lasting_failure(attempt: _Attempt) -> Exception | None:
+    """The failure a call that produced nothing should raise: a refusal, a server
+    that does not speak the protocol, a bug; not one that passes, and never when
+    the call was cut by its deadline or has text to answer from."""
+    failure = attempt.failure
+    if failure is None or isinstance(failure, _PASSING) or attempt.cut_by_deadline:
+        return None
+    return None if any(r.tokens for r in attempt.records) else failure
 
 
 class TTSExecutor:
@@ -805,9 +822,7 @@ class TTSExecutor:
             tokens_saved_by_early_stop=saved,
             degraded=bool(degraded),
             degraded_reason="; ".join(degraded) if degraded else None,
-            failure=None
-            if attempt.cut_by_deadline or any(r.tokens for r in attempt.records)
-            else attempt.failure,
+            failure=_lasting_failure(attempt),
         )
 
     async def _score(

@@ -84,9 +84,10 @@ class Result:
     (``None``: the executor learns nothing online)."""
     failure: Exception | None = field(default=None, compare=False)
     """The error of the call's last request when no branch produced any text
-    because every request failed (refused, not the OpenAI protocol, a broken
-    stream); the chat model raises it. ``None`` whenever there is something to
-    answer from, and for a call cut by its deadline (that is ``degraded``)."""
+    because its requests failed for a lasting reason (refused, not the OpenAI
+    protocol); the chat model raises it. ``None`` whenever there is something to
+    answer from, for failures that pass (resets, 503s) and for a call cut by its
+    deadline: those return ``degraded`` and empty."""
 
     def __post_init__(self) -> None:
         if self.degraded != (self.degraded_reason is not None):

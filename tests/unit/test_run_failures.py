@@ -159,6 +159,8 @@ async def test_a_storm_of_503s_is_bounded_by_rounds_and_the_retry_budget() -> No
             *(e.run(MESSAGES, slice_s=3, config=TTSConfig("single", 1)) for e in executors)
         )
     assert unbounded.degraded and all(r.degraded for r in results)
+    # 503s pass: the emptied calls return degraded and empty, they do not raise.
+    assert unbounded.failure is None and all(r.failure is None for r in results)
     attempts = RetrySettings().max_attempts  # the pool's own retries of one open
     # Without a budget a call sends at most MAX_ROUNDS rounds (each retried by the pool) ...
     assert MAX_ROUNDS < rounds_alone <= MAX_ROUNDS * attempts
