@@ -23,12 +23,9 @@ its pid reused) is dead and dropped. So a block never stops servers another
 process uses, and an auto-started pool ends with its last user. ``up`` on a
 temporary pool makes it permanent.
 
-**Process identity.** A pid is our server only while its process has the start
-time recorded at spawn (``/proc/<pid>/stat`` field 22, clock ticks since boot;
-a record written before that field existed: its ``started_ns`` within 2 s) and
-runs vLLM's server on the recorded port. A pid reused by another process is
-never signalled. A process group whose leader has exited is (its members are
-the server's children: Linux does not hand a pid out while a group holds it).
+**Process identity.** Whether a recorded pid is still our server (its start
+time matches the record; a reused pid is never signalled) and stopping a
+server's process group live in :mod:`agentrt.pool._process`.
 
 **API key.** Each pool has a random key in ``<home>/pool/api_key`` (mode 0600,
 renewed whenever the pool starts from nothing), given to vLLM as
@@ -47,7 +44,6 @@ import fcntl
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -62,13 +58,13 @@ from pydantic import SecretStr
 from agentrt.core._clock import Clock, current_clock, wall_time_ns
 from agentrt.core._errors import ConfigurationError, LocalPoolError
 from agentrt.core._files import atomic_write_text
-from agentrt.core._log import log_dropped
 from agentrt.core._redact import register_secret
 from agentrt.core._settings import Settings
 from agentrt.pool._config import endpoints_from_env
 from agentrt.pool._endpoint import PLAIN_GROUP, SPEC_GROUP, EndpointSpec
 from agentrt.pool._hardware import DtypeChoice, choose_dtype, cpu_flags
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, prepare_model
+from agentrt.pool._process import is_our_server, pid_running, start_ticks, stop
 
 __all__ = [
     "NGRAM_SPECULATIVE_CONFIG",
@@ -96,9 +92,6 @@ LOCK_POLL_S = 0.2
 """The longest wait between two tries of the pool's lock."""
 DOWN_LOCK_WAIT_S = 900.0
 """How long ``down`` (and the end of a lease) waits for a start in progress."""
-_START_TOLERANCE_NS = 2_000_000_000
-"""How far a record's ``started_ns`` may be from the process start read back
-(``/proc/stat``'s ``btime`` is whole seconds)."""
 
 _LIKELY_CAUSES: tuple[tuple[str, str], ...] = (
     ("unrecognized arguments", "vLLM does not know one of the server arguments (see the log)"),
@@ -183,10 +176,10 @@ class _Lease:
     @classmethod
     def mine(cls) -> _Lease:
         pid = os.getpid()
-        return cls(secrets.token_hex(8), pid, _start_ticks(pid))
+        return cls(secrets.token_hex(8), pid, start_ticks(pid))
 
     def alive(self) -> bool:
-        return _pid_running(self.pid) and _start_ticks(self.pid) == self.start_ticks
+        return pid_running(self.pid) and start_ticks(self.pid) == self.start_ticks
 
 
 @dataclass(frozen=True)
@@ -259,7 +252,7 @@ class LocalPool:
         return list(self._read().servers)
 
     def alive(self) -> list[ServerRecord]:
-        return [s for s in self.servers() if _is_our_server(s)]
+        return [s for s in self.servers() if is_our_server(s)]
 
     def endpoints(self) -> list[EndpointSpec]:
         return [s.endpoint() for s in self.alive()]
@@ -370,7 +363,7 @@ class LocalPool:
         """
         async with self._locked(timeout_s):
             state = self._read()
-            running = [replace(s, temporary=False) for s in state.servers if _is_our_server(s)]
+            running = [replace(s, temporary=False) for s in state.servers if is_our_server(s)]
             return await self._start(
                 state, running, plain=plain, spec=spec, kv_cache_gib=kv_cache_gib,
                 max_model_len=max_model_len, timeout_s=timeout_s, extra_args=extra_args,
@@ -424,7 +417,7 @@ class LocalPool:
             self._write(_State((*running, *started), leases))
             await asyncio.gather(*(self._wait_healthy(s, timeout_s) for s in running + started))
         except BaseException:
-            await asyncio.gather(*(_stop(record, self._clock) for record in started))
+            await asyncio.gather(*(stop(record, self._clock) for record in started))
             self._write(_State(tuple(running), leases))
             raise
         return running + started
@@ -442,7 +435,7 @@ class LocalPool:
             async with self._locked(float(up_options.get("timeout_s", 300.0))):
                 state = self._read()
                 leases = (*(x for x in state.leases if x.alive()), lease)
-                running = [s for s in state.servers if _is_our_server(s)]
+                running = [s for s in state.servers if is_our_server(s)]
                 leased = True
                 if running:
                     self._write(_State(tuple(running), leases))
@@ -464,8 +457,8 @@ class LocalPool:
             if leases:
                 self._write(replace(state, leases=leases))
                 return []
-            stopped = [s for s in state.servers if s.temporary and _is_our_server(s)]
-            await asyncio.gather(*(_stop(record, self._clock) for record in stopped))
+            stopped = [s for s in state.servers if s.temporary and is_our_server(s)]
+            await asyncio.gather(*(stop(record, self._clock) for record in stopped))
             self._write(_State(tuple(s for s in state.servers if not s.temporary)))
             return stopped
 
@@ -473,8 +466,8 @@ class LocalPool:
         """Stop every recorded server that is still ours (whoever uses it); clear the
         state and the key. Waits for a start in progress to finish first."""
         async with self._locked(DOWN_LOCK_WAIT_S):
-            stopped = [s for s in self._read().servers if _is_our_server(s)]
-            await asyncio.gather(*(_stop(record, self._clock) for record in stopped))
+            stopped = [s for s in self._read().servers if is_our_server(s)]
+            await asyncio.gather(*(stop(record, self._clock) for record in stopped))
             self._write(_State())
         return stopped
 
@@ -553,7 +546,7 @@ class LocalPool:
             dtype_reason=dtype.reason,
             launch_args=args[3:],
             kv_cache_gib=kv_cache_gib,
-            start_ticks=_start_ticks(process.pid),
+            start_ticks=start_ticks(process.pid),
             temporary=temporary,
             api_key=api_key,
         )
@@ -562,7 +555,7 @@ class LocalPool:
         deadline_at = self._clock.now() + timeout_s
         async with httpx.AsyncClient() as http:
             while self._clock.now() < deadline_at:
-                if not _pid_running(record.pid):
+                if not pid_running(record.pid):
                     raise self._start_failed(record, "the server process exited")
                 with contextlib.suppress(httpx.HTTPError):  # not listening yet
                     response = await http.get(f"{record.url}/health", timeout=2.0)
@@ -598,105 +591,6 @@ def _free_port() -> int:
         sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` from field 3 (state) on, or None if there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()  # the command name may hold spaces and ')'
-
-
-def _start_ticks(pid: int) -> int | None:
-    """When ``pid``'s process started, in clock ticks since boot (field 22)."""
-    fields = _proc_stat(pid)
-    try:
-        return None if fields is None else int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _boot_time_ns() -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return int(line.split()[1]) * 1_000_000_000
-    return None
-
-
-def _same_process(record: ServerRecord) -> bool | None:
-    """Whether ``record.pid`` is still the process agentrt started: None when no
-    process has that pid, False when another has it (the pid was reused)."""
-    ticks = _start_ticks(record.pid)
-    if ticks is None:
-        return None
-    if record.start_ticks is not None:
-        return ticks == record.start_ticks
-    boot_ns = _boot_time_ns()
-    if record.started_ns and boot_ns is not None:
-        started_ns = boot_ns + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-        return abs(started_ns - record.started_ns) <= _START_TOLERANCE_NS
-    return True  # a record with no start time: the command line decides
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    fields = _proc_stat(pid)
-    return fields is None or fields[0] != "Z"  # a zombie (exited, not reaped) is gone
-
-
-def _is_our_server(record: ServerRecord) -> bool:
-    """The pid is still the process started for ``record`` and runs a vLLM server
-    on the recorded port (guards against pid reuse)."""
-    if not _pid_running(record.pid) or not _same_process(record):
-        return False
-    try:
-        cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"vllm.entrypoints.openai.api_server" in cmdline and str(record.port).encode() in cmdline
-
-
-def _signal_group(record: ServerRecord, signum: signal.Signals) -> None:
-    """Send ``signum`` to the server's process group unless its pid now belongs to
-    another process. With the leader gone, what is left of the group is its children."""
-    if _same_process(record) is False:
-        return
-    try:
-        os.killpg(record.pid, signum)
-    except ProcessLookupError:
-        pass  # the whole group has exited
-    except PermissionError as exc:
-        log_dropped(f"local server {record.name} (pid {record.pid}): {signum.name}", exc)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
-        os.waitpid(pid, os.WNOHANG)
-
-
-async def _stop(record: ServerRecord, clock: Clock, grace_s: float = 10.0) -> None:
-    """SIGTERM the server's process group, wait up to ``grace_s``, then SIGKILL it."""
-    _signal_group(record, signal.SIGTERM)
-    give_up_at = clock.now() + grace_s
-    while _pid_running(record.pid) and _same_process(record) and clock.now() < give_up_at:
-        _reap(record.pid)
-        await clock.sleep(0.1)
-    _signal_group(record, signal.SIGKILL)
-    give_up_at = clock.now() + 2.0
-    while _pid_running(record.pid) and _same_process(record) and clock.now() < give_up_at:
-        _reap(record.pid)
-        await clock.sleep(0.05)
-    _reap(record.pid)
-    if _pid_running(record.pid) and _same_process(record):
-        log_dropped(f"local server {record.name} (pid {record.pid})", "still running after SIGKILL")
 
 
 def _log_tail(path: Path, lines: int = 25) -> str:

@@ -36,6 +36,7 @@ from agentrt.core._files import atomic_write_text
 from agentrt.core._settings import Settings
 from agentrt.pool._local import LocalPool, ServerRecord
 from agentrt.pool._local_model import LOCAL_MODEL_NAME, PreparedModel
+from agentrt.pool._process import stop
 
 ENTRY = "vllm.entrypoints.openai.api_server"
 FAKE_VLLM = textwrap.dedent(
@@ -348,7 +349,7 @@ async def test_a_reused_pid_is_never_treated_as_ours_nor_killed(
         pool.state_path.write_text(json.dumps([row]))
         assert pool.alive() == []
         assert await pool.down() == []
-        await local._stop(ServerRecord(**row), current_clock(), grace_s=0.2)
+        await stop(ServerRecord(**row), current_clock(), grace_s=0.2)
         assert stranger.poll() is None and _running(stranger.pid)
         # With its real start time, the same process is ours.
         pool.state_path.write_text(json.dumps([{**row, "start_ticks": _ticks(stranger.pid)}]))
@@ -395,7 +396,7 @@ def test_a_server_that_cannot_be_signalled_is_logged(
 
         monkeypatch.setattr(os, "killpg", refused)
         with caplog.at_level(logging.WARNING, logger="agentrt"):
-            asyncio.run(local._stop(record, current_clock(), grace_s=0.1))
+            asyncio.run(stop(record, current_clock(), grace_s=0.1))
         assert "SIGTERM" in caplog.text and "still running after SIGKILL" in caplog.text
     finally:
         sleeper.kill()
