@@ -22,13 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentrt.core._errors import ConfigurationError
+from agentrt.core._errors import ConfigurationError, EndpointUnavailable
+from agentrt.core._log import log_dropped
 from agentrt.pool._endpoint import PLAIN_GROUP
 from agentrt.pool._pool import Backend
 from agentrt.pool._protocol import BranchFinished, ChatRequest, Message, TokenDelta
 from agentrt.tasks import Task, answer_key, answer_spec_for
 from agentrt.tts._answers import AnswerSpec
 from agentrt.tuning.probe._labels import QuerySamples, Sample
+
+STREAM_ATTEMPTS = 3
+"""Times one task's request is sent when its stream breaks or goes silent (a read
+timeout on a loaded server): collection is offline, so it asks again rather than
+losing the whole collection to one stream."""
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
@@ -89,6 +95,19 @@ class _Branch:
         )
 
 
+async def _read_branches(pool: Backend, request: ChatRequest, group: str) -> dict[int, _Branch]:
+    branches: dict[int, _Branch] = {}
+    async with pool.stream(request, group=group) as stream:
+        async for event in stream:
+            if isinstance(event, TokenDelta):
+                branch = branches.setdefault(event.index, _Branch())
+                branch.pieces.append((event.text, event.tokens))
+                branch.logprobs.extend(event.logprobs)
+            elif isinstance(event, BranchFinished):
+                branches.setdefault(event.index, _Branch()).finish_reason = event.reason
+    return branches
+
+
 async def _sample_task(
     pool: Backend,
     task: Task,
@@ -98,14 +117,15 @@ async def _sample_task(
     limit: asyncio.Semaphore,
 ) -> list[QuerySamples]:
     branches: dict[int, _Branch] = {}
-    async with limit, pool.stream(request, group=group) as stream:
-        async for event in stream:
-            if isinstance(event, TokenDelta):
-                branch = branches.setdefault(event.index, _Branch())
-                branch.pieces.append((event.text, event.tokens))
-                branch.logprobs.extend(event.logprobs)
-            elif isinstance(event, BranchFinished):
-                branches.setdefault(event.index, _Branch()).finish_reason = event.reason
+    async with limit:
+        for attempt in range(1, STREAM_ATTEMPTS + 1):
+            try:
+                branches = await _read_branches(pool, request, group)
+                break
+            except EndpointUnavailable as exc:  # a broken or silent stream: ask again
+                if attempt == STREAM_ATTEMPTS:
+                    raise
+                log_dropped(f"probe samples for task {task.id} (attempt {attempt})", exc)
     for index in range(request.n):
         branches.setdefault(index, _Branch())
     spec, key = answer_spec_for(task), answer_key(task)
