@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from agentrt.tracing._run import EventRecord, SpanRecord
@@ -106,14 +106,7 @@ def _from_flat(raw: Mapping[str, Any]) -> SpanRecord:
         start_ns=_time(raw.get("start_time_unix_nano"), "start_time_unix_nano"),
         end_ns=_time(raw.get("end_time_unix_nano"), "end_time_unix_nano"),
         attributes=_mapping(raw.get("attributes"), "attributes"),
-        events=tuple(
-            EventRecord(
-                _optional(e, "name", str, f"events[{i}].name") or "",
-                _time(e.get("time_unix_nano", 0), f"events[{i}].time_unix_nano"),
-                _mapping(e.get("attributes"), f"events[{i}].attributes"),
-            )
-            for i, e in enumerate(_objects(raw.get("events"), "events"))
-        ),
+        events=_events(raw, "time_unix_nano", _mapping),
         status=_optional(status, "code", str, "status.code") or "UNSET",
         status_message=_optional(status, "description", str, "status.description"),
     )
@@ -195,14 +188,7 @@ def _from_otlp_span(raw: Mapping[str, Any]) -> SpanRecord:
         start_ns=_time(raw.get("startTimeUnixNano"), "startTimeUnixNano"),
         end_ns=_time(raw.get("endTimeUnixNano"), "endTimeUnixNano"),
         attributes=_otlp_attributes(raw.get("attributes"), "attributes"),
-        events=tuple(
-            EventRecord(
-                _optional(e, "name", str, f"events[{i}].name") or "",
-                _time(e.get("timeUnixNano", 0), f"events[{i}].timeUnixNano"),
-                _otlp_attributes(e.get("attributes"), f"events[{i}].attributes"),
-            )
-            for i, e in enumerate(_objects(raw.get("events"), "events"))
-        ),
+        events=_events(raw, "timeUnixNano", _otlp_attributes),
         status=_enum(status.get("code"), _OTLP_STATUS, "STATUS_CODE_", "status.code"),
         status_message=_optional(status, "message", str, "status.message"),
     )
@@ -229,3 +215,17 @@ def decode(document: Any) -> list[SpanRecord]:
     if "trace_id" in document or "span_id" in document:
         return [_from_flat(document)]
     raise Malformed("neither an agentrt JSONL span nor OTLP-JSON")
+
+
+def _events(
+    raw: Mapping[str, Any], time_key: str, attributes: Callable[[Any, str], dict[str, Any]]
+) -> tuple[EventRecord, ...]:
+    """A span's events, in either format: its time field and attribute decoder differ."""
+    return tuple(
+        EventRecord(
+            _optional(e, "name", str, f"events[{i}].name") or "",
+            _time(e.get(time_key, 0), f"events[{i}].{time_key}"),
+            attributes(e.get("attributes"), f"events[{i}].attributes"),
+        )
+        for i, e in enumerate(_objects(raw.get("events"), "events"))
+    )
