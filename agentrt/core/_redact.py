@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 
-__all__ = ["REDACTED", "redact", "redact_url", "register_secret", "truncate_redacted"]
+__all__ = ["REDACTED", "redact", "register_secret", "truncate_redacted"]
 
 REDACTED = "**********"
 
@@ -74,8 +74,3 @@ def truncate_redacted(text: str, limit: int) -> str:
     """Redact first, then cut to ``limit`` characters (marked with an ellipsis)."""
     clean = redact(text)
     return clean if len(clean) <= limit else clean[: max(0, limit - 1)] + "…"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its user-info (``https://u:key@host`` -> ``https://***@host``)."""
-    return redact(url)

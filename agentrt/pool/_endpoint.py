@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from agentrt.core._redact import redact_url, register_secret
+from agentrt.core._redact import redact, register_secret
 
 __all__ = [
     "PLAIN_GROUP",
@@ -118,12 +118,12 @@ class EndpointSpec(BaseModel):
 
 def _shown_url(value: str) -> str:
     """``value`` fit to quote: any user-info blanked (a lone ``key@`` too, which
-    :func:`redact_url` leaves), then redacted."""
+    :func:`redact` leaves), then redacted."""
     parts = urlsplit(value.strip())
     if "@" in parts.netloc:
         host = parts.netloc.rpartition("@")[2]
         value = urlunsplit(parts._replace(netloc=f"***@{host}"))
-    return redact_url(value)
+    return redact(value)
 
 
 def greedy_only_groups(specs: Iterable[EndpointSpec]) -> tuple[GroupName, ...]:
