@@ -40,6 +40,9 @@ async def _fill(
     """Occupy every queue slot of ``record`` with one long n=QUEUE_LIMIT request."""
     long_story = ChatRequest(messages=STORY, n=QUEUE_LIMIT, max_tokens=900, temperature=0.8, seed=1)
     body = long_story.payload(record.served_model, stream=True, vllm=True)
+    # Every branch must hold its slot: vLLM counts an n-request as n slots and frees
+    # each as it finishes, and where a sample hits EOS depends on the CPU's numerics.
+    body["ignore_eos"] = True
     key = record.api_key  # the local pool's servers want its key
     auth = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
     request = http.build_request(
