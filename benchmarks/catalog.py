@@ -13,6 +13,7 @@ from benchmarks import (
     overhead,
     peer,
     policies,
+    tools,
 )
 from benchmarks.registry import Benchmark
 
@@ -31,5 +32,6 @@ CATALOG: dict[str, Benchmark] = {
         load.BENCHMARK,
         hedging.BENCHMARK,
         drift.BENCHMARK,
+        tools.BENCHMARK,
     )
 }

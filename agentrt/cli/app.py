@@ -110,7 +110,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    columns = ("url", "group", "healthy", "in_flight", "running", "waiting")
+    columns = ("url", "group", "tools", "healthy", "in_flight", "running", "waiting")
     table = Table(title="agentrt endpoints" if rows else "no endpoints: run `agentrt up`")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -145,7 +145,11 @@ async def _status_rows() -> list[dict[str, object]]:
         from agentrt.cli.calibrate import calibration_status
 
         status = calibration_status(pool)  # the pool's, the same on every row
-        return [{**row, "calibration": status} for row in pool.snapshot()]
+        tools = {spec.url: spec.tool_calling for spec in specs}  # how tool calls reach it
+        return [
+            {**row, "tools": tools.get(str(row["url"]), ""), "calibration": status}
+            for row in pool.snapshot()
+        ]
 
 
 def _configured_or_local() -> list[EndpointSpec]:

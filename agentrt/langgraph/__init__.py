@@ -22,6 +22,12 @@ from agentrt.langgraph._runtime import (
     run_sync,
 )
 from agentrt.langgraph._scope import Budget, RunScope, current_run, get_budget
+from agentrt.langgraph._tools import (
+    ToolBudget,
+    budget_tool_calls,
+    budget_tool_calls_sync,
+    tool_timeout_s,
+)
 
 __all__ = [
     "Budget",
@@ -36,10 +42,14 @@ __all__ = [
     "RunScope",
     "Runtime",
     "TTSChatModel",
+    "ToolBudget",
+    "budget_tool_calls",
+    "budget_tool_calls_sync",
     "current_run",
     "default_runtime",
     "get_budget",
     "load_graph",
     "run",
     "run_sync",
+    "tool_timeout_s",
 ]

@@ -9,6 +9,11 @@ The TOML file holds one ``[[endpoints]]`` table per server::
     api_key_env = "VLLM_API_KEY"    # the key is read from this variable, or
     # api_key_file = "secrets/gpu1.key"  # from this file (relative to the TOML file)
     speculative = { method = "eagle3", num_speculative_tokens = 3 }
+    tool_calling = "native"         # the server parses tool calls; or "constrained"
+                                    # (the default: structured outputs only) or "none"
+
+``AGENTRT_ENDPOINTS`` entries have no room for fields: ``AGENTRT_TOOL_CALLING``
+sets ``tool_calling`` for all of them (as ``AGENTRT_API_KEY`` sets their key).
 
 Every mistake raises :class:`EndpointConfigError` naming the source, the field
 and the value, with one exception that keeps secrets out of messages: an unknown
@@ -133,12 +138,23 @@ def endpoints_from_env(
     file = env.get("AGENTRT_ENDPOINTS_FILE", "").strip()
     if listed and file:
         raise EndpointConfigError("set AGENTRT_ENDPOINTS or AGENTRT_ENDPOINTS_FILE, not both")
+    tool_calling = env.get("AGENTRT_TOOL_CALLING", "").strip()
     if listed:
         specs = parse_endpoint_list(listed)
         key = env.get("AGENTRT_API_KEY")
         if key:
             specs = [s.model_copy(update={"api_key": SecretStr(key)}) for s in specs]
+        if tool_calling:
+            specs = [
+                _spec({**s.model_dump(), "tool_calling": tool_calling}, "AGENTRT_TOOL_CALLING")
+                for s in specs
+            ]
         return specs
+    if file and tool_calling:
+        raise EndpointConfigError(
+            "AGENTRT_TOOL_CALLING applies to AGENTRT_ENDPOINTS only; with"
+            " AGENTRT_ENDPOINTS_FILE, set tool_calling in each [[endpoints]] table"
+        )
     if file:
         return endpoints_from_toml(Path(file), env)
     return None

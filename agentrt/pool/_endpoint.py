@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from agentrt.core._redact import redact, register_secret
+from agentrt.core._redact import redact, register_secret, truncate_redacted
 
 __all__ = [
     "PLAIN_GROUP",
@@ -25,6 +25,7 @@ __all__ = [
     "EndpointSpec",
     "EndpointState",
     "GroupName",
+    "ToolCalling",
     "greedy_only_groups",
 ]
 
@@ -34,6 +35,9 @@ GroupName = str
 PLAIN_GROUP: GroupName = "plain"
 SPEC_GROUP: GroupName = "spec"
 """The two groups the local pool starts: plain decoding and speculative decoding."""
+
+ToolCalling = Literal["native", "constrained", "none"]
+"""How tool calls and structured output reach an endpoint (``EndpointSpec.tool_calling``)."""
 
 
 class EndpointSpec(BaseModel):
@@ -46,6 +50,19 @@ class EndpointSpec(BaseModel):
     marks a server whose sampled output (temperature > 0) is wrong: vLLM's CPU
     build with speculative decoding (vllm-project/vllm#55005, docs/deployment.md);
     the planner sends it greedy single-branch calls only.
+
+    ``tool_calling`` says how tool calls and structured output reach the server:
+
+    - ``"native"``: the server parses tool calls itself (vLLM's
+      ``--enable-auto-tool-choice --tool-call-parser ...``): ``tools`` and
+      ``tool_choice`` pass through and calls stream back as ``delta.tool_calls``.
+      The local pool's servers are started this way.
+    - ``"constrained"`` (the default): the server has structured outputs
+      (``response_format`` with a JSON schema) but no tool parser; agentrt
+      describes the tools in the prompt and constrains the reply to a call's
+      schema. Every vLLM server has structured outputs.
+    - ``"none"``: neither; tools are described in the prompt only, and the
+      reply is parsed as it comes.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -57,6 +74,7 @@ class EndpointSpec(BaseModel):
     speculative: dict[str, Any] | None = None
     verify_tls: bool = True
     greedy_only: bool = False
+    tool_calling: ToolCalling = "constrained"
 
     def model_post_init(self, context: Any, /) -> None:
         # A key this process was configured with is blanked in all its output.
@@ -105,6 +123,16 @@ class EndpointSpec(BaseModel):
         if not value or not value.replace("-", "").replace("_", "").isalnum():
             raise ValueError(
                 f"group must be a non-empty name of letters, digits, - or _: {value!r}"
+            )
+        return value
+
+    @field_validator("tool_calling", mode="before")
+    @classmethod
+    def _check_tool_calling(cls, value: object) -> object:
+        if value not in get_args(ToolCalling):
+            raise ValueError(
+                f"tool_calling must be one of {list(get_args(ToolCalling))},"
+                f" got {truncate_redacted(repr(value), 80)}"
             )
         return value
 

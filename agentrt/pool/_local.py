@@ -23,6 +23,11 @@ its pid reused) is dead and dropped. So a block never stops servers another
 process uses, and an auto-started pool ends with its last user. ``up`` on a
 temporary pool makes it permanent.
 
+**Tool calling.** Servers start with vLLM's Hermes tool parser and the chat
+template shipped in ``agentrt/pool/templates/`` (SmolLM2's own template does
+not render tools), so local endpoints are ``tool_calling="native"``; and with
+compact JSON for structured outputs (see :data:`TOOL_SERVER_ARGS`).
+
 **Process identity.** Whether a recorded pid is still our server (its start
 time matches the record; a reused pid is never signalled) and stopping a
 server's process group live in :mod:`agentrt.pool._process`.
@@ -69,6 +74,8 @@ from agentrt.pool._process import is_our_server, pid_running, start_ticks, stop
 __all__ = [
     "NGRAM_SPECULATIVE_CONFIG",
     "RESERVED_SERVER_ARGS",
+    "TOOL_CHAT_TEMPLATE",
+    "TOOL_SERVER_ARGS",
     "LocalPool",
     "ServerRecord",
     "check_extra_args",
@@ -87,6 +94,24 @@ RESERVED_SERVER_ARGS = ("--host", "--port", "--api-key", "--uds", "--config")
 """Server arguments the launcher sets itself: the loopback bind, the port it
 records, the pool's key, and the two that would replace them (a Unix socket, a
 config file of arguments)."""
+TOOL_CHAT_TEMPLATE = Path(__file__).parent / "templates" / "smollm2_tools.jinja"
+"""SmolLM2's chat template extended to render tools the Hermes way (shipped with agentrt)."""
+TOOL_SERVER_ARGS: tuple[str, ...] = (
+    "--enable-auto-tool-choice",
+    "--tool-call-parser", "hermes",
+    "--chat-template", str(TOOL_CHAT_TEMPLATE),
+    # Compact JSON under response_format (checked on vLLM 0.32 CPU, SmolLM2-135M: a
+    # json_schema reply is '{"name":"Ann","age":30}' instead of '{\n  "name": ...'),
+    # fewer tokens per structured reply. disable_any_whitespace needs the backend
+    # named: with "auto" vLLM refuses to start ("only supported for xgrammar and
+    # guidance backends"). Pinned to xgrammar, a schema xgrammar cannot compile
+    # (multipleOf, uniqueItems, contains, some string formats) is refused instead
+    # of falling back to guidance. Streamed tool-call arguments keep the model's
+    # own whitespace either way (the option shapes response_format only).
+    "--structured-outputs-config",
+    json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
+)  # fmt: skip
+"""Server arguments that make a local server parse tool calls (``tool_calling="native"``)."""
 API_KEY_ENV = "VLLM_API_KEY"
 LOCK_POLL_S = 0.2
 """The longest wait between two tries of the pool's lock."""
@@ -156,7 +181,14 @@ class ServerRecord:
         return EndpointSpec(
             url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
             greedy_only=self.speculative is not None, api_key=self.api_key,
+            tool_calling="native" if self.parses_tool_calls else "constrained",
         )  # fmt: skip
+
+    @property
+    def parses_tool_calls(self) -> bool:
+        """Started with a tool-call parser (every server agentrt starts now; a record
+        written by an older agentrt may lack it)."""
+        return "--enable-auto-tool-choice" in self.launch_args
 
     def to_row(self) -> dict[str, Any]:
         """The state file's row: every field but the key."""
@@ -504,6 +536,7 @@ class LocalPool:
         ]  # fmt: skip
         if speculative is not None:
             args += ["--speculative-config", json.dumps(speculative)]
+        args += TOOL_SERVER_ARGS
         if any(a == "--dtype" or a.startswith("--dtype=") for a in extra_args):
             dtype = DtypeChoice(_arg_value(extra_args, "--dtype"), "set by extra_args")
         else:

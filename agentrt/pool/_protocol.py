@@ -3,8 +3,9 @@
 A :class:`ChatRequest` becomes a streaming ``/v1/chat/completions`` payload
 (always with explicit ``max_tokens``, ``temperature`` and ``top_p``, and with
 usage in the final chunk). Server-sent events are decoded into typed
-:data:`StreamEvent` values: per-branch text deltas, branch finishes, usage.
-Anything that is not the OpenAI format raises :class:`ProtocolError`.
+:data:`StreamEvent` values: per-branch text deltas (and tool-call deltas, when
+the server parses tool calls), branch finishes, usage. Anything that is not the
+OpenAI format raises :class:`ProtocolError`.
 
 Everything a server sends is bounded before it is held, and anything malformed is
 a :class:`ProtocolError` naming the endpoint (never ``ValueError``,
@@ -48,6 +49,7 @@ __all__ = [
     "EXCERPT_CHARS",
     "MAX_JSON_DEPTH",
     "MAX_LINE_BYTES",
+    "MAX_TOOL_CALLS",
     "MIN_STREAM_BYTES",
     "STREAM_BYTES_PER_TOKEN",
     "BranchFinished",
@@ -58,6 +60,7 @@ __all__ = [
     "ServerSentEvent",
     "StreamEvent",
     "TokenDelta",
+    "ToolCallDelta",
     "Usage",
     "decode_chunk",
     "excerpt",
@@ -73,6 +76,11 @@ Message = dict[str, Any]
 
 MAX_STOP_STRINGS = 4
 MAX_TOP_LOGPROBS = 20
+TOOL_CHOICES = ("none", "auto", "required")
+
+MAX_TOOL_CALLS = 64
+"""Tool calls one branch may make: a tool-call index at or past it is a
+:class:`ProtocolError` (so a branch's calls, and their rendering, stay bounded)."""
 
 MAX_LINE_BYTES = 1 << 20
 """Bytes one event-stream line (and one event's joined data) may hold: a vLLM
@@ -154,6 +162,12 @@ class ChatRequest:
     """One chat-completion request with ``n`` parallel branches.
 
     ``model`` may be left ``None``: the pool fills in what the endpoint serves.
+    ``tools`` are OpenAI tool definitions (``{"type": "function", "function":
+    {"name", "description", "parameters", "strict"?}}``) and ``tool_choice``
+    (``"none"``, ``"auto"``, ``"required"`` or ``{"type": "function",
+    "function": {"name": ...}}``) picks among them; both need an endpoint whose
+    server parses tool calls (``EndpointSpec.tool_calling == "native"``).
+    ``response_format`` is passed as given (``{"type": "json_schema", ...}``).
     ``extra`` is merged into the payload last (vLLM sampling extras such as
     ``min_tokens`` or ``use_beam_search``).
     """
@@ -168,6 +182,9 @@ class ChatRequest:
     stop: Sequence[str] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,6 +220,17 @@ class ChatRequest:
                 f"ChatRequest.top_logprobs must be in [0, {MAX_TOP_LOGPROBS}],"
                 f" got {self.top_logprobs}"
             )
+        object.__setattr__(self, "tools", tuple(self.tools))  # a list given is kept as a tuple
+        names = [_tool_name(i, tool) for i, tool in enumerate(self.tools)]
+        _check_tool_choice(self.tool_choice, names)
+        if self.response_format is not None and not (
+            isinstance(self.response_format, dict)
+            and isinstance(self.response_format.get("type"), str)
+        ):
+            raise ConfigurationError(
+                "ChatRequest.response_format must be a dict with a string 'type' "
+                f"(such as 'json_schema'), got {excerpt(repr(self.response_format))}"
+            )
 
     def payload(self, model: str, *, stream: bool = True, vllm: bool = False) -> dict[str, Any]:
         """The JSON body for ``/v1/chat/completions``; ``vllm`` adds vLLM's
@@ -227,8 +255,66 @@ class ChatRequest:
         if self.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = self.top_logprobs
+        if self.tools:
+            body["tools"] = list(self.tools)
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
         body.update(self.extra)
         return body
+
+
+def _tool_name(position: int, tool: Any) -> str:
+    """The function name of ``ChatRequest.tools[position]``, or a ConfigurationError."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        raise ConfigurationError(
+            f"ChatRequest.tools[{position}] must be a dict with type 'function',"
+            f" got {excerpt(repr(tool))}"
+        )
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(
+            f"ChatRequest.tools[{position}].function.name must be a non-empty string,"
+            f" got {excerpt(repr(tool))}"
+        )
+    return name
+
+
+def _check_tool_choice(choice: str | dict[str, Any] | None, names: list[str]) -> None:
+    """``ChatRequest.tool_choice`` is one of :data:`TOOL_CHOICES` or names a tool given."""
+    if choice is None:
+        return
+    if not names:
+        raise ConfigurationError(
+            f"ChatRequest.tool_choice is {excerpt(repr(choice))} but ChatRequest.tools is empty"
+        )
+    if isinstance(choice, str):
+        if choice not in TOOL_CHOICES:
+            raise ConfigurationError(
+                f"ChatRequest.tool_choice must be one of {list(TOOL_CHOICES)} or"
+                f" {{'type': 'function', 'function': {{'name': ...}}}}, got {excerpt(repr(choice))}"
+            )
+        return
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or name not in names:
+        raise ConfigurationError(
+            "ChatRequest.tool_choice must be {'type': 'function', 'function': {'name': N}}"
+            f" with N one of the tools {names}, got {excerpt(repr(choice))}"
+        )
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of tool call ``index`` of one branch (the server's tool parser
+    split it out of the text): its ``name`` when the call opens, then pieces of
+    its JSON ``arguments`` string, to be concatenated."""
+
+    index: int
+    name: str | None
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -237,7 +323,10 @@ class TokenDelta:
 
     ``tokens`` counts the tokens in this delta: exact when the server sent
     logprobs or token ids, else 1 per chunk (vLLM streams one chunk per
-    decoding step; a speculative step may carry several tokens).
+    decoding step; a speculative step may carry several tokens). A chunk's
+    tool-call entries each become a delta with ``text=""`` and ``tool_call``
+    set, after the chunk's text (if any); the chunk's tokens and logprobs are
+    counted on its first delta only, so its other deltas have ``tokens=0``.
     """
 
     index: int
@@ -245,6 +334,7 @@ class TokenDelta:
     at: float
     tokens: int = 1
     logprobs: tuple[float, ...] = ()
+    tool_call: ToolCallDelta | None = None
 
 
 @dataclass(frozen=True)
@@ -456,6 +546,7 @@ def _decode_choice(choice: Any, at: float, url: str) -> list[StreamEvent]:
     text = delta.get("content") or ""
     if not isinstance(text, str):
         raise ProtocolError(url, f"delta content is not a string: {excerpt(repr(text))}")
+    calls = _tool_calls(delta.get("tool_calls"), url)
     logprobs = _logprobs(choice.get("logprobs"), url)
     token_ids = choice.get("token_ids")
     if logprobs:
@@ -463,15 +554,64 @@ def _decode_choice(choice: Any, at: float, url: str) -> list[StreamEvent]:
     elif isinstance(token_ids, list):
         tokens = len(token_ids)  # vLLM's return_token_ids: exact, includes a final EOS
     else:
-        tokens = 1 if text else 0
-    if tokens or text:
-        events.append(TokenDelta(index=index, text=text, at=at, tokens=tokens, logprobs=logprobs))
+        tokens = 1 if text or calls else 0
+    if text or not calls:
+        if tokens or text:
+            events.append(
+                TokenDelta(index=index, text=text, at=at, tokens=tokens, logprobs=logprobs)
+            )
+        tokens, logprobs = 0, ()
+    for call in calls:  # the chunk's tokens go to its first delta only
+        events.append(
+            TokenDelta(
+                index=index, text="", at=at, tokens=tokens, logprobs=logprobs, tool_call=call
+            )
+        )
+        tokens, logprobs = 0, ()
     reason = choice.get("finish_reason")
     if reason is not None:
         if not isinstance(reason, str):
             raise ProtocolError(url, f"finish_reason is not a string: {excerpt(repr(reason))}")
         events.append(BranchFinished(index=index, reason=excerpt(reason, 40), at=at))
     return events
+
+
+def _tool_calls(value: Any, url: str) -> list[ToolCallDelta]:
+    """``delta.tool_calls`` (OpenAI streaming format; the call ``id`` is not kept)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(url, f"delta tool_calls is not a list: {excerpt(repr(value))}")
+    if len(value) > MAX_TOOL_CALLS:
+        raise ProtocolError(
+            url, f"one delta carries {len(value)} tool calls, past the {MAX_TOOL_CALLS} allowed"
+        )
+    calls: list[ToolCallDelta] = []
+    for entry in value:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ProtocolError(url, f"tool call has no valid 'index': {excerpt(repr(entry))}")
+        if index >= MAX_TOOL_CALLS:
+            raise ProtocolError(
+                url, f"tool call index {index} is past the {MAX_TOOL_CALLS} calls a branch may make"
+            )
+        function = entry.get("function")
+        if function is None:
+            function = {}
+        if not isinstance(function, dict):
+            raise ProtocolError(
+                url, f"tool call 'function' is not an object: {excerpt(repr(entry))}"
+            )
+        name = function.get("name")
+        arguments = function.get("arguments")
+        if name is not None and not isinstance(name, str):
+            raise ProtocolError(url, f"tool call name is not a string: {excerpt(repr(entry))}")
+        if arguments is not None and not isinstance(arguments, str):
+            raise ProtocolError(
+                url, f"tool call arguments are not a string: {excerpt(repr(entry))}"
+            )
+        calls.append(ToolCallDelta(index=index, name=name, arguments=arguments or ""))
+    return calls
 
 
 def _logprobs(value: Any, url: str) -> tuple[float, ...]:

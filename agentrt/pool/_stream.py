@@ -17,6 +17,7 @@ decoded is a :class:`~agentrt.core._errors.ProtocolError`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -39,12 +40,31 @@ from agentrt.pool._protocol import (
     stream_byte_limit,
 )
 
-__all__ = ["BranchRecord", "ChatStream"]
+__all__ = ["TOOL_CALL_CLOSE", "BranchRecord", "ChatStream", "tool_call_open"]
+
+TOOL_CALL_CLOSE = "}\n</tool_call>"
+"""What ends a tool call rendered into a branch's text (Hermes form)."""
+
+
+def tool_call_open(name: str) -> str:
+    """What starts a tool call named ``name`` in a branch's text; its arguments
+    JSON follows, then :data:`TOOL_CALL_CLOSE`."""
+    return f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments": '
 
 
 @dataclass
 class BranchRecord:
-    """Everything received for one branch (choice index) of a request."""
+    r"""Everything received for one branch (choice index) of a request.
+
+    Tool calls the server parsed out (``TokenDelta.tool_call``) are rendered
+    into ``text`` the Hermes way, so what reads text (voting, answer specs) reads
+    them too: ``<tool_call>\n{"name": "add", "arguments": {"a": 2}}\n</tool_call>``,
+    after the branch's content. A call is closed when another opens, content
+    follows it, or the branch finishes; ``text`` closes a call still open, so a
+    snapshot mid-stream is ``...arguments-so-far}\n</tool_call>``.
+    ``token_times`` holds one time per chunk (a chunk's extra tool-call entries
+    carry no tokens and add no time).
+    """
 
     index: int
     parts: list[str] = field(default_factory=list)
@@ -54,22 +74,52 @@ class BranchRecord:
     first_token_at: float | None = None
     finished_at: float | None = None
     finish_reason: str | None = None
+    tool_call_indices: list[int] = field(default_factory=list)
+    """The tool calls opened, by the server's tool-call index, in order."""
+    open_tool_call: int | None = None
+    """The tool call whose arguments are arriving (its closing not yet in ``parts``)."""
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        text = "".join(self.parts)
+        return text if self.open_tool_call is None else text + TOOL_CALL_CLOSE
 
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
 
     def add(self, delta: TokenDelta) -> None:
+        """Record ``delta``; a tool call opened before and since closed cannot take
+        more (``ValueError``: the stream maps it to a ProtocolError)."""
+        call = delta.tool_call
+        closed = [i for i in self.tool_call_indices if i != self.open_tool_call]
+        if call is not None and call.index in closed:
+            raise ValueError(
+                f"tool call {call.index} continued after it was closed"
+                f" (calls so far: {self.tool_call_indices})"
+            )
         if self.first_token_at is None:
             self.first_token_at = delta.at
+        if delta.text:
+            self.close_tool_call()
         self.parts.append(delta.text)
-        self.token_times.append(delta.at)
+        if call is not None:
+            if call.index != self.open_tool_call:
+                self.close_tool_call()
+                self.parts.append(tool_call_open(call.name or ""))
+                self.tool_call_indices.append(call.index)
+                self.open_tool_call = call.index
+            self.parts.append(call.arguments)
+        if call is None or delta.tokens:
+            self.token_times.append(delta.at)
         self.tokens += delta.tokens
         self.logprobs.extend(delta.logprobs)
+
+    def close_tool_call(self) -> None:
+        """Close the open tool call in ``parts`` (when the branch finishes, say)."""
+        if self.open_tool_call is not None:
+            self.parts.append(TOOL_CALL_CLOSE)
+            self.open_tool_call = None
 
     def mean_logprob(self) -> float | None:
         """Mean token log-probability (self-certainty), if logprobs were asked for."""
@@ -213,7 +263,10 @@ class ChatStream:
     def _record(self, event: StreamEvent) -> None:
         if isinstance(event, TokenDelta):
             branch = self._branch(event.index)
-            branch.add(event)
+            try:
+                branch.add(event)
+            except ValueError as exc:  # a tool call reopened: not a stream we can render
+                raise ProtocolError(self.url, f"branch {event.index}: {exc}") from None
             if max(branch.tokens, len(branch.token_times)) > self._token_cap:
                 raise ProtocolError(
                     self.url, f"branch {event.index} sent {branch.tokens} tokens in "
@@ -221,6 +274,7 @@ class ChatStream:
                 )  # fmt: skip
         elif isinstance(event, BranchFinished):
             branch = self._branch(event.index)
+            branch.close_tool_call()
             branch.finish_reason = event.reason
             branch.finished_at = event.at
         elif isinstance(event, PromptAccepted):

@@ -13,6 +13,7 @@ from agentrt.tasks._arithmetic import (
 )
 from agentrt.tasks._jsonl import load_jsonl
 from agentrt.tasks._task import Task
+from agentrt.tasks._tools import tool_use_tasks
 from agentrt.tasks._word_problems import calculator_word_problems
 
 __all__ = ["DEFAULT_COUNT", "SUITE_NAMES", "suite"]
@@ -30,6 +31,7 @@ _GENERATORS: dict[str, _Generator] = {
     "multi-step": multi_step_arithmetic,
     "map-reduce": map_reduce_sums,
     "calculator": calculator_word_problems,
+    "agent": tool_use_tasks,
 }
 
 SUITE_NAMES: tuple[str, ...] = tuple(_GENERATORS)

@@ -58,6 +58,7 @@ from agentrt.tts._length import LengthModel
 from agentrt.tts._length_online import OnlineLength
 from agentrt.tts._observer import CallObserver, CallRecorder, CallStarted, NoObserver
 from agentrt.tts._online import OnlineLatency, stream_observations
+from agentrt.tts._output import OutputFormat
 from agentrt.tts._planner import (
     Plan,
     PlanInputs,
@@ -410,6 +411,7 @@ class TTSExecutor:
         siblings: int = 0,
         call_site: str | None = None,
         space: SearchSpace | None = None,
+        output: OutputFormat | None = None,
     ) -> Result:
         """Plan and run one call inside ``slice_s`` (and the ambient deadline).
 
@@ -417,7 +419,8 @@ class TTSExecutor:
         :class:`OnlineLength`) and a ``call_site`` the plan uses what that site's
         branches generated so far, and learns from this call's. ``space`` narrows
         the configs for this call (a chat model's own ``max_tokens`` or
-        ``temperature=0``); by default the executor's.
+        ``temperature=0``); by default the executor's. ``output`` (tools, tool
+        choice, response format) goes into every request of the call.
 
         It always returns by the slice's end (plus a small margin): cut short,
         the result decides from what it has and says ``degraded``. The call is
@@ -433,7 +436,7 @@ class TTSExecutor:
                 length = self.lengths.model(call_site, length or self.models.length)
             result = await self._run(
                 messages, slice_s, deadline, answer_spec, config, stop, length, siblings,
-                recorder, space, call_site,
+                recorder, space, call_site, output,
             )  # fmt: skip
             recorder.finished(result)
             return result
@@ -451,6 +454,7 @@ class TTSExecutor:
         recorder: CallRecorder | None = None,
         space: SearchSpace | None = None,
         call_site: str | None = None,
+        output: OutputFormat | None = None,
     ) -> Result:
         outer = deadline or current_deadline() or Deadline.never(clock=self._clock)
         call_deadline = (
@@ -495,8 +499,9 @@ class TTSExecutor:
         attempt = _Attempt(wanted=plan.config.n, recorder=recorder)
         try:
             await self._stream_branches(
-                messages, plan.config, strategy, call_deadline, tuple(stop), hedge, attempt
-            )
+                messages, plan.config, strategy, call_deadline, tuple(stop), hedge, attempt,
+                output,
+            )  # fmt: skip
         finally:
             # Learn from every stream, even of a call that failed or was cancelled,
             # at the prompt estimate the planner uses (the factor absorbs its bias).
@@ -541,6 +546,7 @@ class TTSExecutor:
         stop: tuple[str, ...] = (),
         hedge: _HedgeTiming | None = None,
         attempt: _Attempt | None = None,
+        output: OutputFormat | None = None,
     ) -> _Attempt:
         self._calls += 1
         if attempt is None:
@@ -559,6 +565,9 @@ class TTSExecutor:
             fire_at = hedge_at(now, hedge.delay_s, hedge.expected_s, read_until.hard_at)
             attempt.hedge_after_s = None if fire_at is None else hedge.delay_s
 
+        output = output or OutputFormat()
+        fields = output.request_fields()
+
         def request(n: int) -> ChatRequest:
             seed = None if options.seed is None else options.seed + attempt.requests
             attempt.requests += 1
@@ -571,7 +580,8 @@ class TTSExecutor:
                 seed=seed,
                 logprobs=options.logprobs,
                 stop=stop,
-                extra=dict(options.extra),
+                extra={**options.extra, **output.extra()},
+                **fields,
             )
 
         jitter = random.Random(options.seed if options.seed is not None else self._calls)

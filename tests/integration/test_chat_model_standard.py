@@ -1,8 +1,12 @@
 """LangChain's standard chat-model integration tests, against the real local pool.
 
-Skipped capabilities, each because the served model (SmolLM2-135M on vLLM
-without a tool parser) cannot do it: tool calling, tool choice, structured
-output, JSON mode, image/audio/video/PDF inputs, per-call model override.
+Tool calling, tool choice, structured output (each method) and JSON mode run
+here, through ``AGENTRT_ENDPOINTS`` (so ``tool_calling = "constrained"``: the
+tools in the prompt, each branch held by a JSON schema); the native path
+(vLLM's hermes parser) is tests/integration/test_tools.py's. Skipped: image,
+audio, video and PDF inputs (the served model takes text only), per-call model
+override (a TTSChatModel serves what its pool serves), VCR (no cassettes: the
+server is real).
 """
 
 from __future__ import annotations
@@ -38,11 +42,19 @@ class TestTTSChatModelIntegration(ChatModelIntegrationTests):
 
     @property
     def has_tool_calling(self) -> bool:
-        return False
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
     @property
     def supports_model_override(self) -> bool:

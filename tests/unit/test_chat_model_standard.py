@@ -1,8 +1,9 @@
 """LangChain's standard chat-model unit tests for TTSChatModel (no server needed).
 
-Skipped capabilities, each because the served model (SmolLM2-135M on vLLM
-without a tool parser) cannot do it: tool calling, tool choice, structured
-output, JSON mode, image/audio/video/PDF inputs, per-call model override.
+Tool calling, tool choice, structured output (each method) and JSON mode are
+on. Skipped: image/audio/video/PDF inputs (the served model takes text only),
+per-call model override (a TTSChatModel serves what its pool serves), and
+serialisation (it holds a runtime and a pool).
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ class TestTTSChatModelUnit(ChatModelUnitTests):
 
     @property
     def has_tool_calling(self) -> bool:
-        return False
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
     @property
     def supports_model_override(self) -> bool:
