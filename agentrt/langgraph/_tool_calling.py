@@ -24,8 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.messages import InvalidToolCall, ToolCall, ToolCallChunk
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    InvalidToolCall,
+    ToolCall,
+    ToolCallChunk,
+)
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 
 from agentrt.core._errors import ConfigurationError

@@ -179,7 +179,8 @@ async def test_tool_history_reaches_a_constrained_server_as_plain_turns() -> Non
 
 @pytest.mark.parametrize("schema", [Answer, AnswerDict])
 async def test_structured_output_votes_on_the_object(schema: type) -> None:
-    objects = ['{"value": 3, "unit": "m"}', '{"unit": "m", "value": 3.0}', '{"value": 4, "unit": "m"}']
+    objects = ['{"value": 3, "unit": "m"}', '{"unit": "m", "value": 3.0}',
+               '{"value": 4, "unit": "m"}']
     server = FakeVLLM(chunks=_text_chunks(objects))
     model = _model(server)
     await _held(model)
@@ -220,7 +221,8 @@ def test_bad_tool_input_is_named() -> None:
     with pytest.raises(ConfigurationError, match="method"):
         model.with_structured_output(Answer, method="xml")  # type: ignore[arg-type]
     assert normalise_tool_choice("any", ["add"]) == "required"
-    assert normalise_tool_choice({"type": "function", "function": {"name": "add"}}, ["add"]) == "add"
+    named = {"type": "function", "function": {"name": "add"}}
+    assert normalise_tool_choice(named, ["add"]) == "add"
 
 
 def test_modes_follow_the_endpoints() -> None:

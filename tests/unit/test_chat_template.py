@@ -48,7 +48,8 @@ def test_tool_calls_and_results_render_the_hermes_way() -> None:
         {"role": "tool", "tool_call_id": "c1", "content": "3"},
         {"role": "tool", "tool_call_id": "c2", "content": "4"},
     ], tools=[ADD])  # fmt: skip
-    assert '<|im_start|>assistant\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}' in out
+    call = '{"name": "add", "arguments": {"a": 1, "b": 2}}'
+    assert f"<|im_start|>assistant\n<tool_call>\n{call}" in out
     assert out.count("<|im_start|>user\n<tool_response>") == 1  # consecutive results: one turn
     assert "<tool_response>\n3\n</tool_response>\n<tool_response>\n4\n</tool_response>" in out
 
