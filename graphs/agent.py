@@ -44,7 +44,7 @@ SYSTEM_PROMPT = (
 # the prompt, each branch held by a JSON schema to a call or an answer. Branches
 # vote on the action; a final answer is its last number.
 model = TTSChatModel(
-    call_site="agent", tool_calling="constrained", answer_spec=LastNumber(), max_tokens=80
+    call_site="agent", tool_calling="constrained", answer_spec=LastNumber(), max_tokens=64
 )  # a call cut mid-JSON is no call: room for the longest (~45 tokens)
 
 

@@ -65,7 +65,9 @@ ToolCallingMode = Literal["auto", "native", "constrained"]
 TOOL_CALLING_MODES: tuple[str, ...] = ("auto", "native", "constrained")
 CONSTRAINED_SCHEMA_NAME = "agentrt_action"
 MAX_CONSTRAINED_CALLS = 4
-"""Tool calls one constrained reply may hold (the schema's ``maxItems``)."""
+"""Tool calls one constrained reply may hold with ``parallel_tool_calls=True`` (the
+schema's ``maxItems``). Without it a constrained reply holds one call: SmolLM2
+given room for four repeats its call until ``max_tokens`` cuts the JSON."""
 
 
 def format_tools(tools: Sequence[Any], *, strict: bool | None) -> list[dict[str, Any]]:
@@ -202,7 +204,7 @@ def call_shape(
             tools=tuple(tools), tool_choice=wire_choice, parallel_tool_calls=parallel_tool_calls
         )
         return CallShape(messages, spec, output, mode="native")
-    max_calls = 1 if parallel_tool_calls is False else MAX_CONSTRAINED_CALLS
+    max_calls = MAX_CONSTRAINED_CALLS if parallel_tool_calls else 1
     schema = constrained_schema(tools, tool_choice, max_calls=max_calls)
     response = {
         "type": "json_schema",

@@ -1,7 +1,7 @@
 """Tool calls inside the run's budget: each tool gets what the run can spare.
 
-A tool may take the run's soft remaining time less what the agent still
-needs for its final model call (:func:`tool_timeout_s`). A tool still running
+A tool may take the run's soft remaining time less a typical model call, kept
+for the agent's answer turn (:func:`tool_timeout_s`). A tool still running
 at its share is stopped and the model receives an error ``ToolMessage``
 saying so, instead of the run failing or waiting past its deadline; a tool
 that raises becomes an error ``ToolMessage`` naming the error (redacted).
@@ -77,16 +77,16 @@ AsyncHandler = Callable[[ToolCallRequest], Awaitable[ToolResult]]
 
 
 def final_call_s(profile: BudgetProfile) -> float:
-    """The time kept back for the agent's final model call: the largest
-    ``min_call_s`` of the profile's LLM nodes (``calls_per_visit > 0``, the
-    default node among them), 0 when it has none.
+    """The time kept back for the agent's final model call: a typical call of the
+    profile's LLM nodes (``calls_per_visit > 0``, the default node among them):
+    the largest ``p50_s``, 0 when it has none.
 
     After a tool returns, the model still has to turn its result into the
-    answer, and the manager refuses a call whose predicted minimum no longer
-    fits; the largest minimum is the safe one when the graph has several LLM nodes.
+    answer. Keeping only the minimum back would leave that call a slice the
+    planner refuses; a typical call's time leaves it one it can plan in.
     """
     nodes = [*profile.nodes.values(), profile.default_node]
-    return max((s.min_call_s for s in nodes if s.calls_per_visit > 0), default=0.0)
+    return max((s.p50_s for s in nodes if s.calls_per_visit > 0), default=0.0)
 
 
 def tool_timeout_s(budget: Budget | None) -> float | None:

@@ -21,9 +21,10 @@ from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from pydantic import BaseModel
 
-from agentrt.langgraph import Runtime, TTSChatModel, budget_tool_calls
+from agentrt.budget import BudgetProfile
+from agentrt.langgraph import Runtime, TTSChatModel, budget_tool_calls, load_graph
 from agentrt.pool import EndpointSpec
-from agentrt.tts import LatencyModel, TTSConfig
+from agentrt.tts import LastNumber, LatencyModel, TTSConfig
 
 MARGIN_S = 0.5
 VOTE = TTSConfig(strategy="majority", n=4, max_tokens=64, temperature=0.8)
@@ -107,8 +108,9 @@ async def test_a_slow_tool_is_cut_at_its_share_and_the_run_still_answers(
     plain_specs: list[EndpointSpec],
 ) -> None:
     """The plain ToolNode path: a forced call to a tool that would take 60 s, under
-    an 8 s run; the tool is cancelled at its share, the model is told so, and
-    the answer turn still happens by the deadline."""
+    a 20 s run; the tool is cancelled at its share (the time left less a typical
+    model call, kept for the answer turn), the model is told so, and the answer
+    turn still happens by the deadline."""
     started: list[float] = []
 
     @tool
@@ -137,16 +139,67 @@ async def test_a_slow_tool_is_cut_at_its_share_and_the_run_still_answers(
     builder.add_edge("answer", END)
     graph = builder.compile(name="slow-tool")
 
-    deadline_s = 8.0
+    deadline_s = 20.0
+    call = {"calls_per_visit": 1.0, "p50_s": 2.5, "p90_s": 5.0, "p95_s": 6.0, "p99_s": 8.0,
+            "min_call_s": 0.5, "tokens_p50": 30.0, "tokens_p90": 48.0}  # fmt: skip
+    profile = BudgetProfile.model_validate({
+        "default_node": {"calls_per_visit": 0.0, "p50_s": 0.0, "p90_s": 0.0, "p95_s": 0.0,
+                         "p99_s": 0.0, "min_call_s": 0.0},
+        "nodes": {"agent": call, "answer": call},
+    })  # fmt: skip
     result = await Runtime(endpoints=plain_specs, latency=LATENCY).run(
-        graph, {"messages": [HumanMessage("What is the population of Oslo?")]}, deadline=deadline_s
-    )
+        graph, {"messages": [HumanMessage("What is the population of Oslo?")]},
+        deadline=deadline_s, profile=profile,
+    )  # fmt: skip
     assert result.elapsed_s <= deadline_s + MARGIN_S
     assert result.error is None
-    assert started, "the forced call reached the tool"
+    assert started, f"the forced call reached the tool: {result.state['messages']}, {result.reason}"
     tool_messages = [m for m in result.state["messages"] if isinstance(m, ToolMessage)]
     assert len(tool_messages) == 1 and tool_messages[0].status == "error"
     assert "cancelled" in str(tool_messages[0].content)
     last = result.state["messages"][-1]
     assert isinstance(last, AIMessage) and not last.tool_calls  # the answer turn ran
     assert [c.allocation.node for c in result.calls] == ["agent", "answer"]
+
+
+AGENT_EASY = ["What is 2 plus 3?", "What is 4 plus 1?"]
+
+
+async def _run_agent(question: str, deadline_s: float, specs: list[EndpointSpec]) -> Any:
+    loaded = load_graph("graphs/agent.py:graph")
+    return loaded, await Runtime(endpoints=specs, latency=LATENCY).run(
+        loaded.graph, {"messages": [HumanMessage(question)]}, deadline=deadline_s,
+        profile=loaded.optional("PROFILE"), graph_path=loaded.path,
+    )  # fmt: skip
+
+
+async def test_the_agent_graph_calls_a_tool_and_answers_from_its_result(
+    plain_specs: list[EndpointSpec],
+) -> None:
+    """Under a loose deadline: model (a forced, schema-valid call) -> tools -> model,
+    which answers with a number (SmolLM2 sometimes prefers its own sum to the
+    tool's result, from a wrong expression). Whether the 135M model writes the right
+    expression is the benchmark's to measure (docs/BENCHMARKS.md, tools)."""
+    deadline_s = 40.0
+    for question in AGENT_EASY:
+        loaded, result = await _run_agent(question, deadline_s, plain_specs)
+        assert result.elapsed_s <= deadline_s + MARGIN_S
+        messages = result.state["messages"]
+        calls = [m for m in messages if isinstance(m, AIMessage) and m.tool_calls]
+        assert calls and calls[0].tool_calls[0]["name"] in {"calculate", "lookup", "convert"}
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        assert len(results) == 1
+        answer = loaded.module.answer_of(result.state)
+        if not result.degraded:  # the answer turn ran: a number (the tool's, or its own)
+            assert answer is not None and LastNumber().extract(answer) is not None
+        assert [c.allocation.node for c in result.calls] == ["model", "model"]
+
+
+async def test_the_agent_graph_under_a_tight_deadline_returns_flagged(
+    plain_specs: list[EndpointSpec],
+) -> None:
+    deadline_s = 3.0
+    _, result = await _run_agent(AGENT_EASY[0], deadline_s, plain_specs)
+    assert result.elapsed_s <= deadline_s + MARGIN_S
+    assert result.degraded and result.reason
+    assert result.state["messages"][0].content == AGENT_EASY[0]  # the input is kept

@@ -52,11 +52,11 @@ from agentrt.tracing import use_tracer_provider
 from agentrt.tts._executor import TTSExecutor
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILE = load_profile(REPO / "budgets" / "agent.toml")  # model's min_call_s = 0.35
+PROFILE = load_profile(REPO / "budgets" / "agent.toml")
 UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
 SLEEP_S = 5.0
-DEADLINE_S = 2.0
-SHARE_S = DEADLINE_S - 0.25 - 0.35  # soft remaining (reserve 0.25) less the final call
+DEADLINE_S = 4.0
+SHARE_S = DEADLINE_S - PROFILE.spec.reserve_s - final_call_s(PROFILE)  # soft remaining less it
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -216,16 +216,17 @@ def _profile(**nodes: dict[str, float]) -> BudgetProfile:
     )
 
 
-def test_the_final_call_kept_back_is_the_largest_llm_minimum() -> None:
-    assert final_call_s(PROFILE) == 0.35
+def test_the_final_call_kept_back_is_the_largest_typical_llm_call() -> None:
+    assert final_call_s(PROFILE) == PROFILE.nodes["model"].p50_s
     two = _profile(
-        plan={"calls_per_visit": 1.0, "min_call_s": 0.2},
-        write={"calls_per_visit": 2.0, "min_call_s": 0.9},
+        plan={"calls_per_visit": 1.0, "min_call_s": 0.2, "p50_s": 0.5},
+        write={"calls_per_visit": 2.0, "min_call_s": 0.9, "p50_s": 1.2},
         tools={"calls_per_visit": 0.0, "min_call_s": 1.5, "p50_s": 2.0},  # no LLM: not counted
     )
-    assert final_call_s(two) == 0.9
+    assert final_call_s(two) == 1.2
     assert final_call_s(_profile()) == 0.0
-    assert final_call_s(BudgetProfile.default()) == 0.2  # the default node is an LLM node
+    default = BudgetProfile.default().default_node  # the default node is an LLM node
+    assert final_call_s(BudgetProfile.default()) == default.p50_s
 
 
 def test_tool_timeout_is_soft_remaining_less_the_final_call() -> None:
@@ -354,7 +355,7 @@ async def test_with_no_time_left_the_tool_is_not_started(
     clock = FakeClock(0.0)
     graph = agent([blocking.tool], "blocking", x=1)
     with in_run(pool, clock, graph=graph):
-        clock.advance(DEADLINE_S - 0.3)  # inside the final call's 0.35 s
+        clock.advance(DEADLINE_S - 0.3)  # inside the time kept for the final call
         state = await graph.ainvoke({"messages": [HumanMessage("?")]})
     assert tool_message(state).content == cancelled(0.0, "blocking")
     assert not blocking.started.is_set()
