@@ -189,7 +189,7 @@ def call_shape(
         return CallShape(
             messages,
             _structured_spec(response_format),
-            OutputFormat(response_format=dict(response_format)),
+            OutputFormat(response_format=_grammar_format(response_format)),
         )
     if not tools:
         return CallShape(messages, plain, None)
@@ -205,7 +205,7 @@ def call_shape(
         )
         return CallShape(messages, spec, output, mode="native")
     max_calls = MAX_CONSTRAINED_CALLS if parallel_tool_calls else 1
-    schema = constrained_schema(tools, tool_choice, max_calls=max_calls)
+    schema = bounded_strings(constrained_schema(tools, tool_choice, max_calls=max_calls))
     response = {
         "type": "json_schema",
         "json_schema": {"name": CONSTRAINED_SCHEMA_NAME, "schema": schema},
@@ -218,6 +218,42 @@ def call_shape(
         OutputFormat(response_format=response),
         mode="constrained",
     )
+
+
+MAX_GRAMMAR_STRING_CHARS = 160
+"""``maxLength`` given to every unbounded string in a schema sent to the server's
+grammar: SmolLM2 held to JSON can repeat a word inside a string until
+``max_tokens`` cuts the object, which then parses as nothing. The schema the
+branches are validated against is the caller's, unchanged."""
+
+_BOUNDED_STRING_KEYS = ("maxLength", "enum", "const", "pattern", "format")
+
+
+def bounded_strings(schema: Any, max_chars: int = MAX_GRAMMAR_STRING_CHARS) -> Any:
+    """A copy of ``schema`` whose unbounded ``string`` schemas get ``maxLength``
+    (iterative: hostile nesting cannot recurse)."""
+    root: Any = json.loads(json.dumps(schema))
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+            if is_string and not any(k in node for k in _BOUNDED_STRING_KEYS):
+                node["maxLength"] = max_chars
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return root
+
+
+def _grammar_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """``response_format`` as sent: its JSON schema's strings bounded."""
+    sent = dict(response_format)
+    inner = sent.get("json_schema")
+    if isinstance(inner, dict) and isinstance(inner.get("schema"), dict):
+        sent["json_schema"] = {**inner, "schema": bounded_strings(inner["schema"])}
+    return sent
 
 
 def _structured_spec(response_format: Mapping[str, Any]) -> StructuredSpec:

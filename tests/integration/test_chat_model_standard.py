@@ -7,6 +7,13 @@ tools in the prompt, each branch held by a JSON schema); the native path
 audio, video and PDF inputs (the served model takes text only), per-call model
 override (a TTSChatModel serves what its pool serves), VCR (no cassettes: the
 server is real).
+
+Expected to fail, for the model's skill rather than the runtime's (they pass
+when the model does what they ask; both are marked non-strict): the agent loop
+(``tool_choice`` left to the model: SmolLM2-135M answers the weather question
+in prose instead of calling ``get_weather``) and JSON mode (``json_object``
+admits any JSON, and the model writes an object that is not the joke schema the
+prompt describes).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from agentrt.langgraph import TTSChatModel
@@ -59,3 +67,12 @@ class TestTTSChatModelIntegration(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False
+
+    @pytest.mark.xfail(reason="SmolLM2-135M does not choose to call a tool", strict=False)
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+    @pytest.mark.xfail(reason="SmolLM2-135M's JSON ignores the schema in the prompt", strict=False)
+    def test_json_mode(self, model: BaseChatModel) -> None:
+        super().test_json_mode(model)

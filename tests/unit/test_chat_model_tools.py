@@ -249,3 +249,25 @@ async def test_a_schema_the_server_refuses_names_the_tools() -> None:
     await _held(model)
     with pytest.raises(ConfigurationError, match="add"):
         await model.bind_tools([add]).ainvoke("6 + 7?")
+
+
+def test_grammar_strings_are_bounded_but_validation_is_the_callers() -> None:
+    from agentrt.langgraph._tool_calling import MAX_GRAMMAR_STRING_CHARS, bounded_strings
+
+    schema = {"type": "object", "properties": {
+        "a": {"type": "string"}, "b": {"type": "string", "maxLength": 5},
+        "c": {"type": "string", "enum": ["x"]}, "d": {"type": ["string", "null"]},
+        "e": {"type": "array", "items": {"type": "string"}}}}  # fmt: skip
+    bounded = bounded_strings(schema)
+    props = bounded["properties"]
+    assert props["a"]["maxLength"] == MAX_GRAMMAR_STRING_CHARS
+    assert props["b"]["maxLength"] == 5 and "maxLength" not in props["c"]
+    assert props["d"]["maxLength"] == props["e"]["items"]["maxLength"]
+    assert "maxLength" not in schema["properties"]["a"]  # the caller's schema is not touched
+    shape = call_shape([{"role": "user", "content": "?"}], answer_spec=None, mode="auto",
+                       endpoints=None,
+                       response_format={"type": "json_schema",
+                                        "json_schema": {"name": "s", "schema": schema}})  # fmt: skip
+    assert shape.output is not None and shape.output.response_format is not None
+    sent = shape.output.response_format["json_schema"]["schema"]
+    assert sent["properties"]["a"]["maxLength"] == MAX_GRAMMAR_STRING_CHARS
