@@ -264,10 +264,9 @@ def test_grammar_strings_are_bounded_but_validation_is_the_callers() -> None:
     assert props["b"]["maxLength"] == 5 and "maxLength" not in props["c"]
     assert props["d"]["maxLength"] == props["e"]["items"]["maxLength"]
     assert "maxLength" not in schema["properties"]["a"]  # the caller's schema is not touched
+    wanted = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
     shape = call_shape([{"role": "user", "content": "?"}], answer_spec=None, mode="auto",
-                       endpoints=None,
-                       response_format={"type": "json_schema",
-                                        "json_schema": {"name": "s", "schema": schema}})  # fmt: skip
+                       endpoints=None, response_format=wanted)  # fmt: skip
     assert shape.output is not None and shape.output.response_format is not None
     sent = shape.output.response_format["json_schema"]["schema"]
     assert sent["properties"]["a"]["maxLength"] == MAX_GRAMMAR_STRING_CHARS
