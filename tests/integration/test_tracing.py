@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-import pytest
 from langgraph.graph import END, START, StateGraph
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -23,22 +21,12 @@ from agentrt.tracing import (
     GEN_AI,
     ChatSpans,
     node_span,
-    use_tracer_provider,
     workflow_span,
 )
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import TTSExecutor
 
 ADDITION = [{"role": "user", "content": "What is 3 plus 4?"}]
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with use_tracer_provider(provider):
-        yield exporter
 
 
 class RecordingProxy:

@@ -8,20 +8,19 @@ No server: the graphs' nodes never call an LLM.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 import pytest
 from langgraph.graph import END, START, StateGraph
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentrt.budget import BudgetProfile
 from agentrt.langgraph._runner import RunDeadlineExceeded, RunResult
 from agentrt.langgraph._runtime import Runtime
 from agentrt.pool import EndpointPool, EndpointSpec
-from agentrt.tracing import AGENTRT, use_tracer_provider
+from agentrt.tracing import AGENTRT
 
 UNREACHABLE = EndpointSpec(url="http://127.0.0.1:9")
 
@@ -41,15 +40,6 @@ def _graph(*, wait: bool) -> Any:
     builder.add_edge(START, "step")
     builder.add_edge("step", END)
     return builder.compile(name="timed")
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with use_tracer_provider(provider):
-        yield exporter
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentrt.langgraph as public
@@ -48,7 +47,6 @@ from agentrt.langgraph._tools import TOOL_CANCELLED_EVENT, final_call_s
 from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.tasks import SUITE_NAMES, is_correct, suite
 from agentrt.tasks._tools import expected_call
-from agentrt.tracing import use_tracer_provider
 from agentrt.tts._executor import TTSExecutor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,15 +170,6 @@ async def pool() -> AsyncIterator[EndpointPool]:
         yield pool
     finally:
         await pool.aclose()
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with use_tracer_provider(provider):
-        yield exporter
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -29,7 +27,6 @@ from agentrt.tracing import (
     node_span,
     shutdown_tracing,
     tool_span,
-    use_tracer_provider,
     workflow_span,
 )
 from agentrt.tracing._content import CAPTURE_CONTENT_ENV
@@ -38,15 +35,6 @@ from agentrt.tts._executor import TTSExecutor
 from tests.unit.vllm_double import MODEL, FakeCluster, FakeVLLM, answers_chunks
 
 MESSAGES = [{"role": "user", "content": "What is 3 plus 4?"}]
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with use_tracer_provider(provider):
-        yield exporter
 
 
 def pool_of(cluster: FakeCluster, *names: str) -> EndpointPool:

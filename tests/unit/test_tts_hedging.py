@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentrt.core._clock import FakeClock
 from agentrt.core._errors import ConfigurationError, ProtocolError
 from agentrt.pool import EndpointPool, EndpointSpec
-from agentrt.tracing import AGENTRT, ChatSpans, use_tracer_provider
+from agentrt.tracing import AGENTRT, ChatSpans
 from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._answers import LastNumber
 from agentrt.tts._config import TTSConfig
@@ -365,15 +363,6 @@ async def test_a_server_that_is_not_openai_fails_the_call_when_no_other_works() 
 
 
 # -- the trace --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with use_tracer_provider(provider):
-        yield exporter
 
 
 async def test_the_chat_span_says_the_call_was_hedged_and_who_won(
