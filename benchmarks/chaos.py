@@ -187,9 +187,12 @@ class ChaosRun:
 
     ledger: RunLedger
     started_s: float
+    """Seconds after the first run started."""
     task: int
     faults: tuple[str, ...]
     reason: str | None
+    started_at: float = 0.0
+    """When it started on the benchmark's monotonic clock (``time.monotonic``)."""
 
 
 def ledger_of(
@@ -326,7 +329,8 @@ async def run_chaos(
             configure_tracing(previous.settings)
     runs = [
         ChaosRun(ledger, start, jobs[ledger.number].task_index,
-                 tuple(sorted(faults_during(faults, start, start + ledger.elapsed_s))), reason)
+                 tuple(sorted(faults_during(faults, start, start + ledger.elapsed_s))), reason,
+                 started_at=origin + start)
         for ledger, start, reason in sorted(done, key=lambda d: d[0].number)
     ]  # fmt: skip
     return runs, faults, read_trace_dir(traces_dir)

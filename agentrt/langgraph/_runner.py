@@ -35,6 +35,7 @@ the caller (a ``BaseException``) passes through.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -450,11 +451,27 @@ async def _drain_at_soft_deadline(deadline: Deadline, control: RunControl, lag: 
     control.request_drain("agentrt soft deadline")
 
 
+def _runs_in_thread(bound: Any) -> bool:
+    """A LangGraph ``RunnableCallable`` whose async path is its sync function in an
+    executor (``functools.partial(run_in_executor, None, func)``), or that has none."""
+    if getattr(bound, "func", None) is None:
+        return False
+    afunc = getattr(bound, "afunc", None)
+    if afunc is None:
+        return True
+    wrapped = getattr(afunc, "func", None)
+    return isinstance(afunc, functools.partial) and getattr(wrapped, "__name__", "") == (
+        "run_in_executor"
+    )
+
+
 def sync_nodes(graph: Any) -> tuple[str, ...]:
-    """The graph's nodes written as plain (sync) functions."""
+    """The graph's nodes that run as plain (sync) functions in a worker thread under
+    ``ainvoke``: a sync function and no async one (``ToolNode`` and the prebuilt
+    agents' nodes have both, and run on the loop)."""
     names = []
     for name, node in getattr(graph, "nodes", {}).items():
         bound = getattr(node, "bound", None)
-        if not name.startswith("__") and getattr(bound, "func", None) is not None:
+        if not name.startswith("__") and _runs_in_thread(bound):
             names.append(name)
     return tuple(sorted(names))

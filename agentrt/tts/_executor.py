@@ -475,7 +475,13 @@ class TTSExecutor:
             inputs = self._inputs(messages, available_s, plan_load, length, siblings, space)
             plan = self._plan(inputs)
             if plan.refused:
-                fallback = plan_fallback(inputs, plan, min_tokens=FALLBACK_MIN_TOKENS)
+                # JSON cut short parses as nothing: a structured call keeps its cap.
+                min_tokens = (
+                    min(inputs.space.max_tokens_choices)
+                    if output is not None and output.structured
+                    else FALLBACK_MIN_TOKENS
+                )
+                fallback = plan_fallback(inputs, plan, min_tokens=min_tokens)
                 if self.on_refusal == "raise":
                     minimum = (
                         fallback.prediction.latency_quantile_s if fallback.prediction else math.inf

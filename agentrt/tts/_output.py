@@ -21,6 +21,12 @@ class OutputFormat:
     response_format: dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
 
+    @property
+    def structured(self) -> bool:
+        """Replies are JSON (tool calls or a response format): a reply cut short
+        is not an answer, so a call's token cap is never cut below its plan's."""
+        return bool(self.tools) or self.response_format is not None
+
     def request_fields(self) -> dict[str, Any]:
         """The :class:`~agentrt.pool.ChatRequest` fields this format sets."""
         return {

@@ -3,8 +3,10 @@ add latency, stall, cut and reset connections and answer 503s on a seeded
 schedule. Nothing computed may be lost: every answer the executor returned is
 in its run's result, every span the runs must export is in the JSONL files,
 no exception escapes ``agentrt.run``, and every run returns by its deadline
-plus a margin generous for a shared 2-core machine (the measured overshoot is
-in docs/reliability.md, from ``python -m benchmarks chaos``).
+plus a margin (the measured overshoot is in docs/reliability.md, from
+``python -m benchmarks chaos``) plus however late this process's event loop
+ran around that run's deadline (``tests/support/lateness.py``): on a 2-core
+machine the servers' threads can hold both cores for longer than any margin.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from agentrt.pool import EndpointSpec
 from agentrt.tts import LatencyModel
 from benchmarks.audit import audit_answers, audit_spans, spans_by_trace, trace_of_runs
 from benchmarks.chaos import ChaosPlan, run_chaos
+from tests.support.lateness import measuring_lateness
 
 MARGIN_S = 0.5
 LATENCY: dict[str, LatencyModel] = {}
@@ -36,7 +39,10 @@ async def test_random_faults_lose_no_answer_and_no_span(
     all_specs: list[EndpointSpec], tmp_path: Path
 ) -> None:
     latency = {g: m for g, m in LATENCY.items() if any(s.group == g for s in all_specs)}
-    runs, faults, spans = await run_chaos(all_specs, PLAN, latency, seed=8, traces_dir=tmp_path)
+    async with measuring_lateness() as lateness:
+        runs, faults, spans = await run_chaos(
+            all_specs, PLAN, latency, seed=8, traces_dir=tmp_path
+        )
     assert len(runs) == PLAN.runs
     assert {f.kind for f in faults if f.at_s < 20} >= {"delay", "stall", "cut", "reject"}
     assert {r.ledger.graph for r in runs} == {"math", "mapreduce", "calculator"}
@@ -47,9 +53,12 @@ async def test_random_faults_lose_no_answer_and_no_span(
     for run in runs:
         ledger = run.ledger
         assert ledger.raised is None, f"run {ledger.number} raised: {run.reason}"
-        assert ledger.elapsed_s <= ledger.deadline_s + MARGIN_S, (
+        due = run.started_at + ledger.deadline_s
+        late_s = lateness.worst(due - MARGIN_S, run.started_at + ledger.elapsed_s)
+        assert ledger.elapsed_s <= ledger.deadline_s + MARGIN_S + late_s, (
             f"run {ledger.number} ({ledger.graph}) took {ledger.elapsed_s:.3f}s "
-            f"for a {ledger.deadline_s}s deadline under {run.faults}: {run.reason}"
+            f"for a {ledger.deadline_s}s deadline under {run.faults} (the loop ran "
+            f"{late_s:.3f}s late): {run.reason}"
         )
         mine = traces.get(ledger.trace_id or by_number[ledger.number], [])
         answers = audit_answers(ledger, mine)

@@ -17,6 +17,7 @@ from agentrt.tts import (
     TTSExecutor,
 )
 from benchmarks.faults import FaultProxy
+from tests.support.lateness import measuring_lateness
 
 OPTIMISM = 5.0
 PROBLEM = {"problem": "Start with 2. Add 3. Then add 1. Then subtract 2. What is the result?"}
@@ -30,10 +31,11 @@ async def test_a_five_times_optimistic_prior_is_corrected_by_the_second_call(
     optimistic = pool_latency["plain"].scaled(1.0 / OPTIMISM, 1.0 / OPTIMISM)
     loaded = load_graph("graphs/math.py:graph")
     runtime = Runtime(endpoints=plain_specs, latency={"plain": optimistic})
-    result = await runtime.run(
-        loaded.graph, PROBLEM, deadline=DEADLINE_S, profile=loaded.optional("PROFILE"),
-        graph_path=loaded.path,
-    )  # fmt: skip
+    async with measuring_lateness() as lateness:
+        result = await runtime.run(
+            loaded.graph, PROBLEM, deadline=DEADLINE_S, profile=loaded.optional("PROFILE"),
+            graph_path=loaded.path,
+        )  # fmt: skip
     calls = result.calls
     assert len(calls) >= 3, "decompose's steps each make an LLM call"
     first = calls[0].result
@@ -43,7 +45,10 @@ async def test_a_five_times_optimistic_prior_is_corrected_by_the_second_call(
         assert state is not None and state.observations >= 2
         # Learned: the correction is well past the prior's 1.0.
         assert max(state.ttft_factor, state.per_token_factor) > 2.0, state
-        assert call.result.latency_s <= call.allocation.slice_s, call.result.plan.reason
+        # Inside the slice, but for a loop the servers' threads kept waiting.
+        started, slice_s = call.allocation.started_at, call.allocation.slice_s
+        late_s = lateness.worst(started + slice_s - 0.5, started + call.result.latency_s + 0.5)
+        assert call.result.latency_s <= slice_s + late_s, (call.result.plan.reason, late_s)
         assert call.result.answer is not None, call.result.degraded_reason
         assert "slice ended" not in (call.result.degraded_reason or "")
 

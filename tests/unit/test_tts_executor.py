@@ -15,6 +15,7 @@ from agentrt.tts._accuracy import AccuracyModel
 from agentrt.tts._config import TTSConfig
 from agentrt.tts._executor import CallModels, TTSExecutor, estimate_prompt_tokens
 from agentrt.tts._latency import LatencyModel
+from agentrt.tts._output import OutputFormat
 from agentrt.tts._planner import SearchSpace
 from tests.unit.vllm_double import FakeCluster, FakeVLLM, answers_chunks
 
@@ -103,6 +104,23 @@ async def test_a_tiny_slice_is_refused_or_degraded_before_spending() -> None:
         result = await lenient.run(MESSAGES, slice_s=0.01)
     assert result.degraded and "refused" in (result.degraded_reason or "")
     assert result.config is not None and result.config.strategy == "single"
+
+
+async def test_a_refused_structured_call_keeps_its_token_cap() -> None:
+    # A tool call cut to 8 tokens is JSON that parses as nothing: the fallback of a
+    # call with tools keeps the space's cap (the slice may still cut it).
+    tool = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+    space = SearchSpace(groups=("plain",), max_tokens_choices=(64,))
+    server = FakeVLLM(chunks=answers_chunks(["7", "7"]))
+    async with pool_of(FakeCluster(a=server), "a") as pool:
+        executor = TTSExecutor(pool, models=slow_models(), space=space)
+        plain = await executor.run(MESSAGES, slice_s=0.05)
+        structured = await executor.run(
+            MESSAGES, slice_s=0.05, output=OutputFormat(tools=(tool,), tool_choice="required")
+        )
+    assert plain.config is not None and plain.config.max_tokens == 8
+    assert structured.config is not None and structured.config.max_tokens == 64
+    assert "refused" in (structured.degraded_reason or "")
 
 
 def test_a_longer_slice_plans_more_compute() -> None:
