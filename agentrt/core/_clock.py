@@ -271,7 +271,8 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
 
 
 def wall_time_ns() -> int:
-    """Wall-clock time in ns since the epoch, only for timestamps in records.
+    """Wall-clock time in ns since the epoch, only for timestamps in records and
+    for ranking deadlines across machines (:meth:`Deadline.priority`).
 
     Never use it for deadline arithmetic: wall time can jump.
     """

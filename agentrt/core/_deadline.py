@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from agentrt.core._clock import Clock, current_clock
+from agentrt.core._clock import Clock, current_clock, wall_time_ns
 from agentrt.core._errors import ConfigurationError, DeadlineExceeded
 
 __all__ = [
     "DEADLINE_HEADER",
+    "PRIORITY_EPOCH_S",
     "Deadline",
     "current_deadline",
     "deadline_scope",
@@ -33,6 +34,11 @@ __all__ = [
 
 DEADLINE_HEADER = "agentrt-timeout"
 """Header carrying the time remaining, in gRPC's ``grpc-timeout`` format."""
+
+PRIORITY_EPOCH_S = 1_767_225_600
+"""2026-01-01T00:00:00Z: :meth:`Deadline.priority` counts milliseconds from it, so
+every process and machine (with a synchronised clock) ranks the same deadline
+the same way, in numbers that stay far inside a 64-bit integer."""
 
 _HEADER_UNITS_S = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _HEADER_RE = re.compile(r"^(\d{1,8})([HMSmun])$")
@@ -164,8 +170,9 @@ class Deadline:
     # -- crossing a process boundary ----------------------------------------
 
     def to_header(self) -> str:
-        """The time remaining in ``grpc-timeout`` format (e.g. ``"1500m"``)."""
-        remaining = self.remaining()
+        """The time remaining in ``grpc-timeout`` format (e.g. ``"1500m"``; ``"0n"``
+        once expired)."""
+        remaining = max(0.0, self.remaining())
         if math.isinf(remaining):
             return "99999999H"
         for unit, scale in (("n", 1e-9), ("u", 1e-6), ("m", 1e-3), ("S", 1.0), ("M", 60.0)):
@@ -173,6 +180,16 @@ class Deadline:
             if value < 100_000_000:
                 return f"{value}{unit}"
         return f"{min(99_999_999, math.ceil(remaining / 3600.0))}H"
+
+    def priority(self) -> int | None:
+        """This deadline as a vLLM request ``priority`` (lower is served first):
+        the wall-clock instant it expires, in milliseconds since
+        :data:`PRIORITY_EPOCH_S`. Earliest deadline first, across runs, worker
+        processes and hosts. ``None`` for a deadline that never expires."""
+        remaining = self.remaining()
+        if math.isinf(remaining):
+            return None
+        return round((wall_time_ns() / 1e9 + remaining - PRIORITY_EPOCH_S) * 1000.0)
 
     @classmethod
     def from_header(

@@ -172,6 +172,7 @@ class EndpointClient:
         headers: Mapping[str, str] | None = None,
         on_close: Callable[[ChatStream], None] | None = None,
         vllm: bool = False,
+        priority: int | None = None,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 60.0,
     ) -> ChatStream:
@@ -183,7 +184,7 @@ class EndpointClient:
             http_request = self._http.build_request(
                 "POST",
                 f"{self.url}/v1/chat/completions",
-                json=request.payload(model, stream=True, vllm=vllm),
+                json=request.payload(model, stream=True, vllm=vllm, priority=priority),
                 headers=self._headers(headers),
                 timeout=timeout,
             )

@@ -11,6 +11,8 @@ The TOML file holds one ``[[endpoints]]`` table per server::
     speculative = { method = "eagle3", num_speculative_tokens = 3 }
     tool_calling = "native"         # the server parses tool calls; or "constrained"
                                     # (the default: structured outputs only) or "none"
+    deadline_priority = true        # the server runs --scheduling-policy priority:
+                                    # send each request's deadline as its priority
 
 ``AGENTRT_ENDPOINTS`` entries have no room for fields: ``AGENTRT_TOOL_CALLING``
 sets ``tool_calling`` for all of them (as ``AGENTRT_API_KEY`` sets their key).

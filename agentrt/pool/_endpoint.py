@@ -63,6 +63,13 @@ class EndpointSpec(BaseModel):
       schema. Every vLLM server has structured outputs.
     - ``"none"``: neither; tools are described in the prompt only, and the
       reply is parsed as it comes.
+
+    ``deadline_priority`` sends each request's deadline as vLLM's ``priority``
+    (:meth:`agentrt.Deadline.priority`: earliest deadline first). Only for
+    servers started with ``--scheduling-policy priority`` (the local pool's
+    are); other servers reject a non-zero priority, so it is off by default.
+    Every request carries the time it may take in the ``agentrt-timeout``
+    header either way.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -75,6 +82,7 @@ class EndpointSpec(BaseModel):
     verify_tls: bool = True
     greedy_only: bool = False
     tool_calling: ToolCalling = "constrained"
+    deadline_priority: bool = False
 
     def model_post_init(self, context: Any, /) -> None:
         # A key this process was configured with is blanked in all its output.

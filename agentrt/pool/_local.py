@@ -75,6 +75,7 @@ __all__ = [
     "NGRAM_SPECULATIVE_CONFIG",
     "RESERVED_SERVER_ARGS",
     "TOOL_CHAT_TEMPLATE",
+    "SCHEDULING_ARGS",
     "TOOL_SERVER_ARGS",
     "LocalPool",
     "ServerRecord",
@@ -96,6 +97,10 @@ records, the pool's key, and the two that would replace them (a Unix socket, a
 config file of arguments)."""
 TOOL_CHAT_TEMPLATE = Path(__file__).parent / "templates" / "smollm2_tools.jinja"
 """SmolLM2's chat template extended to render tools the Hermes way (shipped with agentrt)."""
+SCHEDULING_ARGS: tuple[str, ...] = ("--scheduling-policy", "priority")
+"""Serve the request with the lowest ``priority`` first: agentrt sends each
+request's deadline as its priority (``EndpointSpec.deadline_priority``), so the
+servers run earliest deadline first across every run that shares them."""
 TOOL_SERVER_ARGS: tuple[str, ...] = (
     "--enable-auto-tool-choice",
     "--tool-call-parser", "hermes",
@@ -182,6 +187,7 @@ class ServerRecord:
             url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
             greedy_only=self.speculative is not None, api_key=self.api_key,
             tool_calling="native" if self.parses_tool_calls else "constrained",
+            deadline_priority=_arg_value(self.launch_args, "--scheduling-policy") == "priority",
         )  # fmt: skip
 
     @property
@@ -223,13 +229,15 @@ class _State:
 
 
 def _arg_value(args: Sequence[str], flag: str) -> str:
-    """The value of ``flag`` in ``args`` (``--flag value`` or ``--flag=value``)."""
+    """The value of ``flag`` in ``args`` (``--flag value`` or ``--flag=value``; the
+    last one given, as argparse takes it)."""
+    value = "?"
     for i, arg in enumerate(args):
         if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-    return "?"
+            value = arg.split("=", 1)[1]
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
 
 
 def check_extra_args(extra_args: Sequence[str]) -> None:
@@ -537,6 +545,7 @@ class LocalPool:
         if speculative is not None:
             args += ["--speculative-config", json.dumps(speculative)]
         args += TOOL_SERVER_ARGS
+        args += SCHEDULING_ARGS
         if any(a == "--dtype" or a.startswith("--dtype=") for a in extra_args):
             dtype = DtypeChoice(_arg_value(extra_args, "--dtype"), "set by extra_args")
         else:

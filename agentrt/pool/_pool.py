@@ -33,7 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_base
 
 from agentrt.core._clock import Clock, current_clock, timeout_at
-from agentrt.core._deadline import Deadline, current_deadline
+from agentrt.core._deadline import DEADLINE_HEADER, Deadline, current_deadline
 from agentrt.core._errors import (
     EndpointConfigError,
     EndpointError,
@@ -67,8 +67,9 @@ class Backend(Protocol):
     elsewhere; they are used only when nothing else is healthy);
     ``on_endpoint`` is told each attempt (:class:`RequestSent`: endpoint, model,
     group), so a caller knows where a request waits even before its response
-    headers come. The pool adds no headers of its own: trace context comes in
-    ``headers`` from the caller.
+    headers come. Trace context comes in ``headers`` from the caller; the pool
+    adds the time the request may take (``agentrt-timeout``, gRPC's
+    ``grpc-timeout`` format) so routers and servers that read it can act.
     """
 
     def stream(
@@ -89,6 +90,14 @@ batch (``--max-num-seqs``, 256 by default on a GPU; 128 in the CPU build).
 One request is one connection whatever its ``n``; past the server's batch a
 request would only wait in the server's queue, so it waits here instead, where
 its deadline still bounds the wait and cancelling it costs nothing."""
+
+
+def deadline_headers(deadline: Deadline, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` plus the time ``deadline`` leaves, unless it never expires."""
+    out = dict(headers or {})
+    if not math.isinf(deadline.hard_at):
+        out[DEADLINE_HEADER] = deadline.to_header()
+    return out
 
 
 def _origin(spec: EndpointSpec) -> str:
@@ -385,9 +394,10 @@ class EndpointPool:
                 model=state.served_model,
                 started_at=started_at,
                 deadline_at=deadline.hard_at,
-                headers=headers,
+                headers=deadline_headers(deadline, headers),
                 on_close=lambda s: self._on_stream_closed(state, s),
                 vllm=state.version is not None,
+                priority=deadline.priority() if state.spec.deadline_priority else None,
             )
         except (EndpointUnavailable, ProtocolError) as exc:
             state.in_flight -= request.n

@@ -232,9 +232,12 @@ class ChatRequest:
                 f"(such as 'json_schema'), got {excerpt(repr(self.response_format))}"
             )
 
-    def payload(self, model: str, *, stream: bool = True, vllm: bool = False) -> dict[str, Any]:
+    def payload(
+        self, model: str, *, stream: bool = True, vllm: bool = False, priority: int | None = None
+    ) -> dict[str, Any]:
         """The JSON body for ``/v1/chat/completions``; ``vllm`` adds vLLM's
-        ``return_token_ids`` so token counts per branch are exact."""
+        ``return_token_ids`` so token counts per branch are exact, ``priority``
+        vLLM's scheduling priority (lower first)."""
         body: dict[str, Any] = {
             "model": self.model or model,
             "messages": list(self.messages),
@@ -261,6 +264,8 @@ class ChatRequest:
                 body["tool_choice"] = self.tool_choice
         if self.response_format is not None:
             body["response_format"] = self.response_format
+        if priority is not None:
+            body["priority"] = priority
         body.update(self.extra)
         return body
 

@@ -54,7 +54,8 @@ def test_mean_pooled_normalised_embeddings_match_sentence_transformers(
     assert torch.allclose(rows[0, :5], expected, atol=1e-5)
     similarity = rows @ rows.T
     assert similarity[0, 1] > 0.8 > similarity[0, 2] + 0.3
-    assert torch.equal(minilm.embed(["What is 3 plus 4?"])[0], rows[0])
+    # Padding in a batch changes nothing but rounding (kernels differ by CPU and shape).
+    assert torch.allclose(minilm.embed(["What is 3 plus 4?"])[0], rows[0], atol=1e-5)
     with pytest.raises(ConfigurationError, match="sequence of texts, got a str"):
         minilm.embed("What is 3 plus 4?")
 
