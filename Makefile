@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.agentrt-installed
 PYTEST_ARGS ?=
 
-.PHONY: install model browser run test unit integration lint down clean
+.PHONY: install model browser postgres run test unit integration lint down clean
 
 install: $(STAMP)
 
@@ -30,6 +30,20 @@ browser:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	    >/dev/null 2>&1 || echo "chromium could not be installed: the waterfall page test will skip"; }
 
+# PostgreSQL's server (Debian's package) for the tests of threads kept in a database:
+# tests/support/postgres.py starts a private cluster of its own on a free port (as the
+# `postgres` user when run as root) and stops it. Installed only when that module finds
+# no initdb/pg_ctl (pg_config --bindir, /usr/lib/postgresql/*/bin, PATH); best effort:
+# if the install fails, apt's output stays in $(PG_LOG) and those tests skip, saying so.
+PG_LOG := $(VENV)/postgres-install.log
+postgres: install
+	@$(BIN)/python -m tests.support.postgres >/dev/null 2>&1 || { \
+	  echo "PostgreSQL not found: installing Debian's postgresql package"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql) >$(PG_LOG) 2>&1 \
+	  && $(BIN)/python -m tests.support.postgres >/dev/null 2>>$(PG_LOG) && rm -f $(PG_LOG) \
+	  || echo "PostgreSQL could not be installed (see $(PG_LOG)): the PostgreSQL checkpointer tests will skip"; }
+
 run: model
 	$(BIN)/agentrt run graphs/math.py:graph --deadline 8s --task-seed 1
 
@@ -44,7 +58,7 @@ unit: install
 integration: model
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: model lint browser
+test: model lint browser postgres
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 down:

@@ -74,8 +74,8 @@ from agentrt.pool._process import is_our_server, pid_running, start_ticks, stop
 __all__ = [
     "NGRAM_SPECULATIVE_CONFIG",
     "RESERVED_SERVER_ARGS",
-    "TOOL_CHAT_TEMPLATE",
     "SCHEDULING_ARGS",
+    "TOOL_CHAT_TEMPLATE",
     "TOOL_SERVER_ARGS",
     "LocalPool",
     "ServerRecord",

@@ -66,5 +66,6 @@ def record(launch_args: list[str]) -> ServerRecord:
 
 def test_local_servers_schedule_by_priority_unless_told_otherwise() -> None:
     assert record([*SCHEDULING_ARGS]).endpoint().deadline_priority
-    assert not record([*SCHEDULING_ARGS, "--scheduling-policy", "fcfs"]).endpoint().deadline_priority
+    fcfs = record([*SCHEDULING_ARGS, "--scheduling-policy", "fcfs"])
+    assert not fcfs.endpoint().deadline_priority
     assert not record([]).endpoint().deadline_priority  # a record from an older agentrt
