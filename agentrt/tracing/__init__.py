@@ -1,5 +1,7 @@
 """OpenTelemetry tracing: GenAI-semconv spans for runs, nodes, tools and LLM calls,
-the JSONL/OTLP/console exporters, and the W3C ``traceparent`` sent to vLLM.
+the JSONL/OTLP/console exporters, the W3C ``traceparent`` sent to vLLM, and
+metrics (the GenAI client metrics per LLM call, agentrt's per run) for
+Prometheus (:func:`metrics_exposition`) and OTLP.
 
     with workflow_span("math", deadline=deadline) as run:      # invoke_workflow math
         with node_span("solve", step=1):                         # node solve
@@ -19,6 +21,11 @@ from agentrt.tracing._chat import CallTrace, ChatSpans, chat_call, current_call
 from agentrt.tracing._content import CAPTURE_CONTENT_ENV, capture_content
 from agentrt.tracing._errors import TraceFileError
 from agentrt.tracing._jsonl import JsonlSpanExporter, span_to_dict
+from agentrt.tracing._metrics import (
+    count_admission_refusal,
+    metrics_exposition,
+    use_meter_provider,
+)
 from agentrt.tracing._propagation import TRACEPARENT, outgoing_headers
 from agentrt.tracing._setup import (
     Tracing,
@@ -66,6 +73,7 @@ __all__ = [
     "capture_content",
     "chat_call",
     "configure_tracing",
+    "count_admission_refusal",
     "current_call",
     "current_tracing",
     "current_workflow",
@@ -75,6 +83,7 @@ __all__ = [
     "flush_traces",
     "flush_traces_async",
     "get_tracer",
+    "metrics_exposition",
     "node_context",
     "node_span",
     "outgoing_headers",
@@ -82,6 +91,7 @@ __all__ = [
     "shutdown_tracing",
     "span_to_dict",
     "tool_span",
+    "use_meter_provider",
     "use_tracer_provider",
     "workflow_span",
 ]

@@ -49,11 +49,16 @@ class GEN_AI:
     TOOL_CALL_ID = "gen_ai.tool.call.id"
     TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
     TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+    TOKEN_TYPE = "gen_ai.token.type"  # metrics: gen_ai.client.token.usage
 
     # values of gen_ai.operation.name
     CHAT = "chat"
     EXECUTE_TOOL = "execute_tool"
     INVOKE_WORKFLOW = "invoke_workflow"
+
+    # values of gen_ai.token.type
+    INPUT = "input"
+    OUTPUT = "output"
 
 
 SERVER_ADDRESS = "server.address"
@@ -161,6 +166,12 @@ class AGENTRT:
 
     # a tool call
     TOOL_DURATION_S = "agentrt.tool.duration_s"
+
+    # metric attributes only (agentrt.tracing._instruments)
+    RUN_OUTCOME = "agentrt.run.outcome"
+    SLA_OUTCOME = "agentrt.sla.outcome"
+    PREDICTION_DIRECTION = "agentrt.prediction.direction"
+    ADMISSION_REASON = "agentrt.admission.reason"
 
 
 def error_type(exc: BaseException) -> str:

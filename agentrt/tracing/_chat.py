@@ -8,7 +8,8 @@ writes the plan, predictions, actual figures and the branch spans; text that
 may quote a server (degraded reasons, the endpoint URL) is redacted before it
 is cut and set. Times come
 from the executor's clock, mapped onto wall time at the span's start, so a
-call, its branches and its slice line up on one axis.
+call, its branches and its slice line up on one axis. As the span ends, the
+call's metrics are recorded from the same figures (:mod:`agentrt.tracing._metrics`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from opentelemetry.util.types import AttributeValue
 
 from agentrt.core._clock import Clock, wall_time_ns
 from agentrt.core._deadline import Deadline, current_deadline
+from agentrt.core._log import log_dropped
 from agentrt.tracing._attributes import (
     AGENTRT,
     ERROR_TYPE,
     GEN_AI,
     SERVER_ADDRESS,
     SERVER_PORT,
+    error_type,
 )
 from agentrt.tracing._content import (
     capture_content,
@@ -39,6 +42,7 @@ from agentrt.tracing._content import (
     output_messages_json,
     safe_url,
 )
+from agentrt.tracing._metrics import call_measurement, record_call
 from agentrt.tracing._propagation import outgoing_headers
 from agentrt.tracing._setup import get_tracer
 from agentrt.tracing._spans import (
@@ -73,6 +77,13 @@ class CallTrace:
     streams: list[ChatStream] = field(default_factory=list)
     hedges: list[ChatStream] = field(default_factory=list)
     model: str | None = None
+    # what the call's metrics are recorded from as the span ends
+    provider: str = PROVIDER_VLLM
+    server: tuple[str, int] | None = None
+    slice_s: float | None = None
+    result: Result | None = None
+    first_chunk_s: float | None = None
+    cut: bool = False
 
     def ns(self, at: float) -> int:
         """Wall-clock nanoseconds of an instant on the executor's clock."""
@@ -96,9 +107,9 @@ class CallTrace:
             self.model = sent.model
             self.span.update_name(f"chat {sent.model}")
             self.span.set_attribute(GEN_AI.REQUEST_MODEL, sent.model)
-            self.span.set_attribute(
-                GEN_AI.PROVIDER_NAME, PROVIDER_VLLM if sent.vllm else PROVIDER_OPENAI_COMPATIBLE
-            )
+            self.provider = PROVIDER_VLLM if sent.vllm else PROVIDER_OPENAI_COMPATIBLE
+            self.span.set_attribute(GEN_AI.PROVIDER_NAME, self.provider)
+        self.server = (sent.address[0], sent.address[1])
         self.span.set_attribute(SERVER_ADDRESS, sent.address[0])
         self.span.set_attribute(SERVER_PORT, sent.address[1])
         self.span.set_attribute(AGENTRT.ENDPOINT_URL, safe_text(safe_url(sent.url)))
@@ -110,6 +121,7 @@ class CallTrace:
         """Record the plan, the predictions against the actual figures, and the branches."""
         span = self.span
         plan = result.plan
+        self.result = result
         attrs: dict[str, AttributeValue] = {
             AGENTRT.OBJECTIVE: plan.objective,
             AGENTRT.SLICE_S: _finite(plan.slice_s),
@@ -167,7 +179,7 @@ class CallTrace:
             if b.first_token_at is not None
         ]
         if first:
-            attrs[GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK] = min(first)
+            self.first_chunk_s = attrs[GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK] = min(first)
         if result.hedge_after_s is not None:
             attrs[AGENTRT.HEDGE_AFTER_S] = result.hedge_after_s
         online = result.online
@@ -199,6 +211,7 @@ class CallTrace:
             attrs[GEN_AI.OUTPUT_MESSAGES] = output_messages_json(result.text, finish)
         span.set_attributes(attrs)
         cut = any(s.cut_by_deadline for s in self.streams) and result.branches.cancelled > 0
+        self.cut = cut
         if cut:
             span.set_attribute(ERROR_TYPE, "deadline_exceeded")
             reason = safe_text(result.degraded_reason or "slice ended")
@@ -342,8 +355,9 @@ def chat_call(
     span = get_tracer().start_span(
         "chat", kind=SpanKind.CLIENT, attributes=attrs, start_time=started_ns
     )
-    call = CallTrace(span, clock, started_clock, started_ns)
+    call = CallTrace(span, clock, started_clock, started_ns, slice_s=slice_s)
     token = _current.set(call)
+    error: str | None = None
     try:
         with trace.use_span(
             span, end_on_exit=False, record_exception=False, set_status_on_exception=False
@@ -351,10 +365,26 @@ def chat_call(
             yield call
     except BaseException as exc:
         record_error(span, exc)
+        error = error_type(exc)
         raise
     finally:
         _current.reset(token)
-        span.end(end_time=call.ns(clock.now()))
+        ended = clock.now()
+        span.end(end_time=call.ns(ended))
+        _record_metrics(call, ended - started_clock, error)
+
+
+def _record_metrics(call: CallTrace, duration_s: float, error: str | None) -> None:
+    """The call's metrics, labelled with the graph and node it ran in (never raises)."""
+    run, node, allocation = current_run(), current_node(), current_allocation()
+    where = node.node if node is not None else allocation.node if allocation else None
+    graph = run.graph if run is not None else None
+    try:
+        measurement = call_measurement(call, duration_s, error, graph=graph, node=where)
+    except Exception as exc:  # a hostile result must not cost the call its answer
+        log_dropped("measuring a call failed", exc)
+        return
+    record_call(measurement)
 
 
 class ChatSpans:

@@ -10,6 +10,12 @@ variables itself; ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`` picks
 ``http/protobuf`` (default) or ``grpc``. ``OTEL_SDK_DISABLED=true`` turns
 everything off.
 
+Metrics (:mod:`agentrt.tracing._metrics`) get a meter provider next to the
+tracer provider, with the same resource: a Prometheus reader always, plus
+OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` is set; ``OTEL_METRICS_EXPORTER`` (a
+comma list of ``prometheus``, ``otlp``, ``console``, ``none``) picks exactly.
+
 agentrt's spans go to, in order: a provider made current with
 :func:`use_tracer_provider` (tests), the provider :func:`configure_tracing`
 set up, or the application's global OpenTelemetry provider.
@@ -45,7 +51,9 @@ from opentelemetry.sdk.trace.export import (
 from agentrt.core._errors import ConfigurationError
 from agentrt.core._log import logger
 from agentrt.tracing._flush import FLUSH_TIMEOUT_MS, flusher
+from agentrt.tracing._instruments import Metrics
 from agentrt.tracing._jsonl import JsonlSpanExporter
+from agentrt.tracing._metric_readers import METRIC_EXPORTER_NAMES, build_meter_provider
 
 __all__ = [
     "EXPORTER_NAMES",
@@ -80,19 +88,27 @@ def _version() -> str:
 
 @dataclass(frozen=True)
 class TracingSettings:
-    """Which exporters to use and where JSONL files go."""
+    """Which exporters to use and where JSONL files go; ``metric_exporters``
+    are the metric readers' (:data:`METRIC_EXPORTER_NAMES`)."""
 
     exporters: tuple[str, ...] = ("jsonl",)
     traces_dir: Path = DEFAULT_TRACES_DIR
     service_name: str = "agentrt"
     otlp_protocol: str = "http/protobuf"
     resource: Mapping[str, str] = field(default_factory=dict)
+    metric_exporters: tuple[str, ...] = ("prometheus",)
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.exporters if e not in EXPORTER_NAMES]
         if unknown:
             raise ConfigurationError(
                 f"unknown trace exporter(s) {unknown}; choose from {list(EXPORTER_NAMES)}"
+            )
+        unknown = [e for e in self.metric_exporters if e not in METRIC_EXPORTER_NAMES]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown metric exporter(s) {unknown} (OTEL_METRICS_EXPORTER); "
+                f"choose from {list(METRIC_EXPORTER_NAMES)}"
             )
         if self.otlp_protocol not in ("http/protobuf", "grpc"):
             raise ConfigurationError(
@@ -114,7 +130,7 @@ class TracingSettings:
         traces_dir = Path(env.get("AGENTRT_TRACES_DIR") or DEFAULT_TRACES_DIR)
         service = env.get("OTEL_SERVICE_NAME") or "agentrt"
         if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
-            return cls((), traces_dir, service, protocol)
+            return cls((), traces_dir, service, protocol, metric_exporters=())
         chosen = env.get("OTEL_TRACES_EXPORTER")
         if chosen is not None and chosen.strip():
             names = [n.strip().lower() for n in chosen.split(",") if n.strip()]
@@ -126,7 +142,21 @@ class TracingSettings:
             ):
                 wanted.append("otlp")
             exporters = tuple(wanted)
-        return cls(exporters, traces_dir, service, protocol)
+        return cls(
+            exporters, traces_dir, service, protocol, metric_exporters=_metric_exporters(env)
+        )
+
+
+def _metric_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``OTEL_METRICS_EXPORTER`` when set; else Prometheus, plus OTLP when the
+    OTLP endpoint for every signal (or for metrics) is set."""
+    chosen = env.get("OTEL_METRICS_EXPORTER")
+    if chosen is not None and chosen.strip():
+        names = [n.strip().lower() for n in chosen.split(",") if n.strip()]
+        return tuple(dict.fromkeys(n for n in names if n != "none"))
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        return ("prometheus", "otlp")
+    return ("prometheus",)
 
 
 def _otlp_exporter(protocol: str) -> SpanExporter:
@@ -150,7 +180,8 @@ def _otlp_exporter(protocol: str) -> SpanExporter:
 
 
 class Tracing:
-    """A tracer provider with agentrt's exporters (see :func:`configure_tracing`)."""
+    """A tracer provider with agentrt's exporters, and the meter provider
+    beside it with agentrt's instruments (see :func:`configure_tracing`)."""
 
     def __init__(self, settings: TracingSettings) -> None:
         self.settings = settings
@@ -159,7 +190,8 @@ class Tracing:
             "service.version": _version(),
             **settings.resource,
         }
-        self.provider = TracerProvider(resource=Resource.create(attributes))
+        resource = Resource.create(attributes)
+        self.provider = TracerProvider(resource=resource)
         self.jsonl: JsonlSpanExporter | None = None
         for name in settings.exporters:
             exporter: SpanExporter
@@ -170,6 +202,13 @@ class Tracing:
             else:
                 exporter = ConsoleSpanExporter()
             self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        meters = build_meter_provider(
+            settings.metric_exporters, resource, otlp_protocol=settings.otlp_protocol
+        )
+        self.meter_provider = meters.provider
+        self.metrics_registry = meters.registry
+        """The Prometheus reader's registry (``None`` without one)."""
+        self.metrics = Metrics(self.meter_provider, _version())
 
     def flush(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> bool:
         """Export every finished span now, waiting at most ``timeout_ms`` (sync
@@ -178,6 +217,7 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+        self.meter_provider.shutdown()
 
 
 _lock = threading.Lock()

@@ -13,6 +13,8 @@ the exporters: on an event loop it only requests the flush (the flusher
 thread does it, so a slow collector stalls no run), elsewhere it waits for
 it, bounded. Error text (status descriptions, the ``exception`` event) is
 redacted before it is cut to length and set (:mod:`agentrt.tracing._text`).
+As a workflow span ends, the run's metrics are recorded (outcome, SLA,
+overshoot: :mod:`agentrt.tracing._metrics`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from agentrt.core._clock import wall_time_ns
 from agentrt.core._deadline import Deadline, current_deadline
 from agentrt.tracing._attributes import AGENTRT, ERROR_TYPE, GEN_AI, error_type
 from agentrt.tracing._content import capture_content
+from agentrt.tracing._instruments import run_measurement
+from agentrt.tracing._metrics import record_run
 from agentrt.tracing._setup import flush_traces, get_tracer, jsonl_exporter, request_flush
 from agentrt.tracing._text import exception_message, record_exception_event, safe_text
 
@@ -159,6 +163,9 @@ class WorkflowSpan:
     _nodes: dict[str, tuple[trace.Span, NodeVisit]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _timed: bool = False
+    _elapsed_s: float | None = None
+    _degraded: bool = False
+    _error: str | None = None
 
     @property
     def trace_id(self) -> str:
@@ -176,15 +183,19 @@ class WorkflowSpan:
         report: BudgetReport | None = None,
         elapsed_s: float | None = None,
         deadline_met: bool | None = None,
+        error: str | None = None,
     ) -> None:
         """Record how the run ended: its answer key (only with content capture
         on), whether it was right (labelled runs), degraded, the budget
         report's totals, and its elapsed seconds and whether it met its
         deadline. Given both, those two are the caller's figures (the runner's
         ``RunResult``); otherwise the span measures them on its deadline as it
-        ends."""
+        ends. ``error`` (``"Type: message"``, the runner's ``RunResult.error``)
+        says the graph failed: the run counts as ``failed`` in the metrics."""
         if elapsed_s is not None and deadline_met is not None:
             self._set_timing(elapsed_s, deadline_met)
+        if error is not None:
+            self._error = error
         if answer is not None and capture_content():
             self.span.set_attribute(AGENTRT.RUN_ANSWER, answer)
         if correct is not None:
@@ -196,11 +207,13 @@ class WorkflowSpan:
             degraded = report.degraded if degraded is None else degraded or report.degraded
         if degraded is not None:
             self.span.set_attribute(AGENTRT.RUN_DEGRADED, degraded)
+            self._degraded = degraded
 
     def _set_timing(self, elapsed_s: float, deadline_met: bool) -> None:
         self.span.set_attribute(AGENTRT.ELAPSED_S, elapsed_s)
         self.span.set_attribute(AGENTRT.RUN_DEADLINE_MET, deadline_met)
         self._timed = True
+        self._elapsed_s = elapsed_s
 
     # -- node spans opened and closed from outside the node's task ---------------
 
@@ -351,6 +364,7 @@ def workflow_span(
     span.set_attribute(AGENTRT.RUN_ID, run_id)
     handle = WorkflowSpan(span, run_id, graph, trace_file, deadline)
     ended = "cancelled"
+    raised: BaseException | None = None
     try:
         with (
             trace.use_span(
@@ -364,6 +378,7 @@ def workflow_span(
     except BaseException as exc:
         record_error(span, exc)
         ended = error_type(exc) if error_type(exc) in _KNOWN_ERRORS else "cancelled"
+        raised = exc
         raise
     finally:
         if deadline is not None and deadline.expired:
@@ -372,6 +387,13 @@ def workflow_span(
         if not handle._timed and deadline is not None and deadline.budget_s != float("inf"):
             handle._set_timing(deadline.elapsed(), not deadline.expired)
         span.end()
+        record_run(
+            run_measurement(
+                graph, elapsed_s=handle._elapsed_s, degraded=handle._degraded,
+                deadline_s=deadline.budget_s if deadline is not None else None,
+                error=handle._error, raised=None if raised is None else error_type(raised),
+            )
+        )  # fmt: skip
         _flush_after_run()
 
 
