@@ -76,3 +76,10 @@ class TestTTSChatModelIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason="SmolLM2-135M's JSON ignores the schema in the prompt", strict=False)
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
+
+    @pytest.mark.xfail(
+        reason="SmolLM2-135M may call the tool with an empty string argument (seen in bf16)",
+        strict=False,
+    )
+    def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
+        super().test_bind_runnables_as_tools(model)
