@@ -13,6 +13,7 @@ from benchmarks import (
     overhead,
     peer,
     policies,
+    priority,
     tools,
 )
 from benchmarks.registry import Benchmark
@@ -33,5 +34,6 @@ CATALOG: dict[str, Benchmark] = {
         hedging.BENCHMARK,
         drift.BENCHMARK,
         tools.BENCHMARK,
+        priority.BENCHMARK,
     )
 }

@@ -47,7 +47,7 @@ METHODS: dict[str, TTSConfig | None] = {
 @dataclass(frozen=True)
 class ToolsPlan:
     tasks: int = 24
-    deadlines_s: tuple[float, ...] = (3.0, 6.0, 12.0)  # a ~30-token call: ~1.5 s on AMX, ~5 s on AVX2
+    deadlines_s: tuple[float, ...] = (3.0, 6.0, 12.0)  # ~30-token call: ~2 s AMX, ~5 s AVX2
 
     @classmethod
     def quick(cls) -> ToolsPlan:

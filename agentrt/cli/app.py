@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agentrt.cli.serve import serve as serve_command
 from agentrt.core._errors import AgentrtError
 from agentrt.core._loop import exit_now, run_coroutine
 from agentrt.core._settings import Settings
@@ -326,6 +327,9 @@ def calibrate(
 
     output = output or Settings().calibration
     _run(run_calibration(quick=quick, output=output, console=console))
+
+
+app.command("serve")(serve_command)
 
 
 def main() -> None:

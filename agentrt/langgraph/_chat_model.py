@@ -225,9 +225,7 @@ class TTSChatModel(BaseChatModel):
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
             )
             parser = (
-                PydanticOutputParser(pydantic_object=schema)
-                if pydantic
-                else JsonOutputParser()
+                PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()
             )
         else:
             raise ConfigurationError(

@@ -6,7 +6,8 @@ topology, the event loop's lag monitor); the run creates its
 :class:`~agentrt.core._deadline.Deadline` and :class:`~agentrt.budget.BudgetManager`
 and makes them ambient (contextvars, which LangGraph copies into every task).
 It streams the graph with ``stream_mode=["values", "tasks"]`` to keep the last
-consistent state and each node's start and end, and enforces the deadline with
+consistent state and each node's start and end (plus the modes its observer
+asks to hear, ``RunObserver.stream_modes``), and enforces the deadline with
 LangGraph's own levers: ``RunControl.request_drain`` at the soft instant (the
 run stops cleanly at the next superstep boundary) and cancellation of the run
 at the hard instant (in-flight LLM streams close, which aborts them in vLLM).
@@ -191,12 +192,17 @@ class RunObserver:
     ``on_event`` hears each node task start and finish; ``judge(state)`` says
     whether the final state is right (recorded on the run's span as
     ``agentrt.run.correct``); ``task_seed`` names the seeded task the run solves
-    (``agentrt.run.task_seed``).
+    (``agentrt.run.task_seed``). ``on_chunk(mode, chunk)`` hears every chunk the
+    graph streams in one of ``stream_modes`` (LangGraph's own: ``"values"``,
+    ``"updates"``, ``"custom"``, ``"messages"``, ...), as ``graph.astream`` yields
+    it (``agentrt serve`` forwards them to its clients).
     """
 
     on_event: Callable[[RunEvent], None] | None = None
     judge: Callable[[Any], bool] | None = None
     task_seed: int | None = None
+    stream_modes: tuple[str, ...] = ()
+    on_chunk: Callable[[str, Any], None] | None = None
 
 
 async def drive_run(
@@ -235,8 +241,7 @@ async def drive_run(
     ) as traced:  # fmt: skip
         try:
             result = await _drive(
-                graph, input, config, context, scope, observer.on_event, traced, lag, on_cut,
-                on_error,
+                graph, input, config, context, scope, observer, traced, lag, on_cut, on_error,
             )  # fmt: skip
         except RunFailed as exc:
             _record_outcome(traced, exc.result)
@@ -267,6 +272,7 @@ def _record_outcome(traced: WorkflowSpan, result: RunResult, correct: bool | Non
         report=result.report,
         elapsed_s=result.elapsed_s,
         deadline_met=result.deadline_met,
+        error=result.error,
     )
 
 
@@ -276,7 +282,7 @@ async def _drive(
     config: Mapping[str, Any] | None,
     context: Any,
     scope: RunScope,
-    on_event: Callable[[RunEvent], None] | None,
+    observer: RunObserver,
     traced: WorkflowSpan,
     lag: LoopLag,
     on_cut: Callable[[asyncio.Task[None]], None] | None,
@@ -294,7 +300,7 @@ async def _drive(
     with run_scope(scope), lag.measuring():
         drain = asyncio.create_task(_drain_at_soft_deadline(deadline, control, lag))
         streaming = asyncio.create_task(
-            _stream(graph, input, run_config, context, control, progress, manager, on_event,
+            _stream(graph, input, run_config, context, control, progress, manager, observer,
                     traced),
             name=f"agentrt-run-{run_id}",
         )  # fmt: skip
@@ -364,14 +370,25 @@ def _failure_reason(exc: BaseException, failed: list[str]) -> str:
 
 async def _stream(
     graph: Any, input: Any, run_config: Mapping[str, Any], context: Any, control: RunControl,
-    progress: _Progress, manager: BudgetManager, on_event: Callable[[RunEvent], None] | None,
-    traced: WorkflowSpan,
+    progress: _Progress, manager: BudgetManager, observer: RunObserver, traced: WorkflowSpan,
 ) -> None:  # fmt: skip
-    stream = graph.astream(
-        input, run_config, context=context, stream_mode=["values", "tasks"], control=control
-    )
+    own = ("values", "tasks")
+    forwarded = observer.stream_modes if observer.on_chunk is not None else ()
+    modes = [*own, *(m for m in dict.fromkeys(forwarded) if m not in own)]
+    stream = graph.astream(input, run_config, context=context, stream_mode=modes, control=control)
     async for mode, chunk in stream:
-        _observe(mode, chunk, progress, manager, on_event, traced)
+        _observe(mode, chunk, progress, manager, observer.on_event, traced)
+        if mode in forwarded:
+            _forward(observer, mode, chunk)
+
+
+def _forward(observer: RunObserver, mode: str, chunk: Any) -> None:
+    """Hand a streamed chunk to the observer; a failing hook costs the run nothing."""
+    assert observer.on_chunk is not None
+    try:
+        observer.on_chunk(mode, chunk)
+    except Exception as exc:  # a streaming hook must not cost the run its result
+        log_dropped("run chunk hook failed", exc)
 
 
 def _observe(

@@ -40,9 +40,7 @@ async def test_random_faults_lose_no_answer_and_no_span(
 ) -> None:
     latency = {g: m for g, m in LATENCY.items() if any(s.group == g for s in all_specs)}
     async with measuring_lateness() as lateness:
-        runs, faults, spans = await run_chaos(
-            all_specs, PLAN, latency, seed=8, traces_dir=tmp_path
-        )
+        runs, faults, spans = await run_chaos(all_specs, PLAN, latency, seed=8, traces_dir=tmp_path)
     assert len(runs) == PLAN.runs
     assert {f.kind for f in faults if f.at_s < 20} >= {"delay", "stall", "cut", "reject"}
     assert {r.ledger.graph for r in runs} == {"math", "mapreduce", "calculator"}

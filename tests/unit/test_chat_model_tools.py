@@ -179,8 +179,11 @@ async def test_tool_history_reaches_a_constrained_server_as_plain_turns() -> Non
 
 @pytest.mark.parametrize("schema", [Answer, AnswerDict])
 async def test_structured_output_votes_on_the_object(schema: type) -> None:
-    objects = ['{"value": 3, "unit": "m"}', '{"unit": "m", "value": 3.0}',
-               '{"value": 4, "unit": "m"}']
+    objects = [
+        '{"value": 3, "unit": "m"}',
+        '{"unit": "m", "value": 3.0}',
+        '{"value": 4, "unit": "m"}',
+    ]
     server = FakeVLLM(chunks=_text_chunks(objects))
     model = _model(server)
     await _held(model)
