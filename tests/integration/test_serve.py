@@ -1,0 +1,186 @@
+"""``agentrt serve`` on the real local pool, driven by the real ``langgraph_sdk``
+client: graphs/math.py answers a stateless run and streams a threaded one, a
+deadline sent in the ``agentrt-timeout`` header flags a run it cuts, and a thread
+kept in a real PostgreSQL, drained at its deadline by one worker, is resumed with a
+new deadline by another worker (a second app on the same database) where it
+stopped (a graph whose long step ends when the run drains). The servers here are uvicorn in a thread of the test process (as
+tests/unit/test_serve_fixtures.py does), each with its own Runtime on the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from collections.abc import Iterator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import get_runtime
+from langgraph_sdk import get_client
+
+from agentrt.budget import BudgetProfile
+from agentrt.langgraph import LoadedGraph, Runtime, TTSChatModel, load_graph
+from agentrt.pool import EndpointSpec
+from agentrt.serve import OUTCOME_EVENT, ServedGraph, create_app
+from agentrt.tts import LatencyModel
+from tests.support.postgres import postgres_server_fixture, postgres_url_fixture  # noqa: F401
+from tests.unit.test_serve_fixtures import Server, serving
+
+PROBLEM = {"problem": "Start with 2. Add 3. Then add 1. What is the result?"}
+LONG_PROBLEM = {
+    "problem": "Start with 1. Add 1. Then add 1. Then add 1. Then add 1. Then add 1. "
+    "Then add 1. Then add 1. What is the result?"
+}
+MARGIN_S = 1.0  # the server's own margin plus a shared 2-core machine's lateness
+
+
+@pytest.fixture(scope="module")
+def math_graph() -> LoadedGraph:
+    return load_graph("graphs/math.py:graph")
+
+
+def _server(
+    graph: LoadedGraph, specs: list[EndpointSpec], latency: dict[str, LatencyModel],
+    checkpointer_url: str | None = None,
+) -> Any:  # fmt: skip
+    app = create_app(
+        {"math": graph},
+        runtime=lambda: Runtime(endpoints=specs, latency=latency),
+        checkpointer_url=checkpointer_url,
+    )
+    return serving(app)
+
+
+@pytest.fixture
+def server(
+    math_graph: LoadedGraph, plain_specs: list[EndpointSpec],
+    pool_latency: dict[str, LatencyModel],
+) -> Iterator[Server]:  # fmt: skip
+    with _server(math_graph, plain_specs, pool_latency) as running:
+        yield running
+
+
+async def test_a_stateless_run_answers_on_the_pool(server: Server) -> None:
+    client = get_client(url=server.url, api_key=None)
+    created: list[Any] = []
+    values = await client.runs.wait(
+        None, "math", input=PROBLEM, context={"deadline_s": 60}, on_run_created=created.append
+    )
+    assert values["results"] and len(values["results"]) == 2
+    assert values["answer"] is not None, values
+    run = await client.runs.get(created[0]["thread_id"], created[0]["run_id"])
+    assert run["agentrt"]["deadline_source"] == "context"
+    assert run["agentrt"]["report"]["calls"], run["agentrt"]
+
+
+async def test_a_threaded_stream_ends_with_the_outcome(server: Server) -> None:
+    client = get_client(url=server.url, api_key=None)
+    thread = await client.threads.create()
+    events: list[tuple[str, Any]] = []
+    async for part in client.runs.stream(
+        thread["thread_id"], "math", input=PROBLEM, stream_mode=["updates", "values"],
+        headers={"agentrt-timeout": "60S"},
+    ):  # fmt: skip
+        events.append((part.event, part.data))
+    names = [e for e, _ in events]
+    assert names[0] == "metadata" and names[-1] == OUTCOME_EVENT
+    updated = [next(iter(d)) for e, d in events if e == "updates" and isinstance(d, dict)]
+    assert updated[:2] == ["decompose", "solve"] and "check" in updated
+    outcome = events[-1][1]
+    assert outcome["deadline_source"] == "header" and outcome["deadline_s"] <= 60
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["values"]["answer"] == events[-2][1]["answer"]
+
+
+async def test_a_header_deadline_cuts_the_run_and_says_so(server: Server) -> None:
+    client = get_client(url=server.url, api_key=None)
+    events: list[tuple[str, Any]] = []
+    async for part in client.runs.stream(
+        None, "math", input=LONG_PROBLEM, stream_mode="values",
+        headers={"agentrt-timeout": "2500m"},
+    ):  # fmt: skip
+        events.append((part.event, part.data))
+    outcome = events[-1][1]
+    assert events[-1][0] == OUTCOME_EVENT
+    assert outcome["deadline_s"] == pytest.approx(2.5, abs=0.1)
+    assert outcome["degraded"] and outcome["reason"], outcome  # eight calls do not fit
+    assert outcome["elapsed_s"] <= 2.5 + MARGIN_S
+
+
+class TwoCalls(TypedDict, total=False):
+    question: str
+    first: str
+    steps: Annotated[list[str], operator.add]
+    second: str
+
+
+def two_calls_graph() -> Any:
+    """``ask`` (an LLM call), ``until_drained`` (a long step that ends when the run
+    drains, at its soft deadline), ``answer`` (another LLM call)."""
+    model = TTSChatModel(call_site="ask", max_tokens=16)
+
+    async def ask(state: TwoCalls) -> TwoCalls:
+        reply = await model.ainvoke([HumanMessage(state["question"])])
+        return {"first": str(reply.content), "steps": ["ask"]}
+
+    async def until_drained(state: TwoCalls) -> TwoCalls:
+        while not get_runtime().drain_requested:  # noqa: ASYNC110 -- a flag, no event
+            await asyncio.sleep(0.01)
+        return {"steps": ["until_drained"]}
+
+    async def answer(state: TwoCalls) -> TwoCalls:
+        reply = await model.ainvoke([HumanMessage(state["question"])])
+        return {"second": str(reply.content), "steps": ["answer"]}
+
+    builder = StateGraph(TwoCalls)
+    for name, node in (("ask", ask), ("until_drained", until_drained), ("answer", answer)):
+        builder.add_node(name, node)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", "until_drained")
+    builder.add_edge("until_drained", "answer")
+    builder.add_edge("answer", END)
+    return builder.compile(name="two_calls")
+
+
+def two_calls_profile() -> BudgetProfile:
+    call = {"calls_per_visit": 1.0, "p50_s": 1.0, "p90_s": 2.0, "p95_s": 2.5, "p99_s": 3.0,
+            "min_call_s": 0.3}  # fmt: skip
+    return BudgetProfile.model_validate(
+        {
+            "spec": {"deadline_s": 30.0, "reserve_s": 1.0},
+            "default_node": {"calls_per_visit": 0.0, "p50_s": 0.0, "p90_s": 0.0, "p95_s": 0.0,
+                             "p99_s": 0.0, "min_call_s": 0.0},  # fmt: skip
+            "nodes": {"ask": call, "answer": call},
+        }
+    )
+
+
+async def test_a_drained_thread_on_postgres_resumes_on_another_worker(
+    plain_specs: list[EndpointSpec], pool_latency: dict[str, LatencyModel], postgres_url: str,
+) -> None:  # fmt: skip
+    served = {"two_calls": ServedGraph("two_calls", two_calls_graph(), two_calls_profile())}
+
+    def app() -> Any:
+        return serving(create_app(
+            served, runtime=lambda: Runtime(endpoints=plain_specs, latency=pool_latency),
+            checkpointer_url=postgres_url,
+        ))  # fmt: skip
+
+    question = {"question": "What is 3 plus 4?"}
+    # Worker 1: the first call answers, the long step drains at the deadline's reserve.
+    with app() as first:
+        client = get_client(url=first.url, api_key=None)
+        tid = (await client.threads.create())["thread_id"]
+        drained = await client.runs.wait(tid, "two_calls", input=question,
+                                         context={"deadline_s": 6})  # fmt: skip
+        assert drained["steps"] == ["ask", "until_drained"], drained
+    # Worker 2, a new app on the same database, resumes it with a new deadline.
+    with app() as second:
+        client = get_client(url=second.url, api_key=None)
+        state = await client.threads.get_state(tid)
+        assert state["next"] == ["answer"], state  # where it stopped, read from Postgres
+        resumed = await client.runs.wait(tid, "two_calls", input=None,
+                                         context={"deadline_s": 30})  # fmt: skip
+    assert resumed["steps"] == ["ask", "until_drained", "answer"]  # ask did not run again
+    assert resumed["first"] == drained["first"] and resumed["second"], resumed
