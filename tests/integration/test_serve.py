@@ -3,8 +3,9 @@ client: graphs/math.py answers a stateless run and streams a threaded one, a
 deadline sent in the ``agentrt-timeout`` header flags a run it cuts, and a thread
 kept in a real PostgreSQL, drained at its deadline by one worker, is resumed with a
 new deadline by another worker (a second app on the same database) where it
-stopped (a graph whose long step ends when the run drains). The servers here are uvicorn in a thread of the test process (as
-tests/unit/test_serve_fixtures.py does), each with its own Runtime on the pool."""
+stopped (a graph whose long step ends when the run drains). The servers here are
+uvicorn in a thread of the test process (as tests/unit/test_serve_fixtures.py
+does), each with its own Runtime on the pool."""
 
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ def two_calls_profile() -> BudgetProfile:
         {
             "spec": {"deadline_s": 30.0, "reserve_s": 1.0},
             "default_node": {"calls_per_visit": 0.0, "p50_s": 0.0, "p90_s": 0.0, "p95_s": 0.0,
-                             "p99_s": 0.0, "min_call_s": 0.0},  # fmt: skip
+                             "p99_s": 0.0, "min_call_s": 0.0},
             "nodes": {"ask": call, "answer": call},
         }
     )
