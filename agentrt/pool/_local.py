@@ -98,9 +98,11 @@ config file of arguments)."""
 TOOL_CHAT_TEMPLATE = Path(__file__).parent / "templates" / "smollm2_tools.jinja"
 """SmolLM2's chat template extended to render tools the Hermes way (shipped with agentrt)."""
 SCHEDULING_ARGS: tuple[str, ...] = ("--scheduling-policy", "priority")
-"""Serve the request with the lowest ``priority`` first: agentrt sends each
-request's deadline as its priority (``EndpointSpec.deadline_priority``), so the
-servers run earliest deadline first across every run that shares them."""
+"""Serve the request with the lowest ``priority`` first. With
+``AGENTRT_DEADLINE_PRIORITY=1`` agentrt sends each request's deadline as its
+priority (``EndpointSpec.deadline_priority``): earliest deadline first across
+every run that shares the servers. Without it every request has priority 0 and
+the order is arrival (FCFS)."""
 TOOL_SERVER_ARGS: tuple[str, ...] = (
     "--enable-auto-tool-choice",
     "--tool-call-parser", "hermes",
@@ -180,15 +182,22 @@ class ServerRecord:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def endpoint(self) -> EndpointSpec:
+    def endpoint(self, *, deadline_priority: bool = False) -> EndpointSpec:
+        """This server as an endpoint; ``deadline_priority`` sends deadlines as vLLM
+        priorities when the server schedules by priority (``AGENTRT_DEADLINE_PRIORITY``)."""
         # Local servers are vLLM's CPU build, whose speculative decoding verifies
         # drafts of sampled requests at a garbage temperature (vllm#55005).
         return EndpointSpec(
             url=self.url, group=self.group, model=self.served_model, speculative=self.speculative,
             greedy_only=self.speculative is not None, api_key=self.api_key,
             tool_calling="native" if self.parses_tool_calls else "constrained",
-            deadline_priority=_arg_value(self.launch_args, "--scheduling-policy") == "priority",
+            deadline_priority=deadline_priority and self.schedules_by_priority,
         )  # fmt: skip
+
+    @property
+    def schedules_by_priority(self) -> bool:
+        """Started with ``--scheduling-policy priority`` (and not overridden)."""
+        return _arg_value(self.launch_args, "--scheduling-policy") == "priority"
 
     @property
     def parses_tool_calls(self) -> bool:
@@ -295,7 +304,7 @@ class LocalPool:
         return [s for s in self.servers() if is_our_server(s)]
 
     def endpoints(self) -> list[EndpointSpec]:
-        return [s.endpoint() for s in self.alive()]
+        return [s.endpoint(deadline_priority=self.settings.deadline_priority) for s in self.alive()]
 
     def _read(self) -> _State:
         """The state file (a bare list of servers is the format before leases)."""
@@ -484,7 +493,7 @@ class LocalPool:
                         _State(state.servers, leases), [], temporary=True, on_start=on_start,
                         **up_options,
                     )  # fmt: skip
-            yield [s.endpoint() for s in running]
+            yield [s.endpoint(deadline_priority=self.settings.deadline_priority) for s in running]
         finally:
             if leased:
                 await self._release(lease)

@@ -14,16 +14,19 @@ import operator
 from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
+import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph_sdk import get_client
+from prometheus_client.parser import text_string_to_metric_families
 
 from agentrt.budget import BudgetProfile
 from agentrt.langgraph import LoadedGraph, Runtime, TTSChatModel, load_graph
 from agentrt.pool import EndpointSpec
 from agentrt.serve import OUTCOME_EVENT, ServedGraph, create_app
+from agentrt.tracing import TracingSettings, configure_tracing, current_tracing, shutdown_tracing
 from agentrt.tts import LatencyModel
 from tests.support.postgres import postgres_server_fixture, postgres_url_fixture  # noqa: F401
 from tests.unit.test_serve_fixtures import Server, serving
@@ -185,3 +188,41 @@ async def test_a_drained_thread_on_postgres_resumes_on_another_worker(
                                          context={"deadline_s": 30})  # fmt: skip
     assert resumed["steps"] == ["ask", "until_drained", "answer"]  # ask did not run again
     assert resumed["first"] == drained["first"] and resumed["second"], resumed
+
+
+async def test_metrics_are_scraped_after_runs(server: Server) -> None:
+    # The exposition of a configured tracing (as `agentrt serve` configures at start-up).
+    previous = current_tracing()
+    configure_tracing(TracingSettings(exporters=()))
+    try:
+        client = get_client(url=server.url, api_key=None)
+        await client.runs.wait(None, "math", input=PROBLEM, context={"deadline_s": 60})
+        await client.runs.wait(None, "math", input=LONG_PROBLEM, context={"deadline_s": 1.5})
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            scraped = await http.get("/metrics")
+    finally:
+        shutdown_tracing()
+        if previous is not None:
+            configure_tracing(previous.settings)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+    durations = families["gen_ai_client_operation_duration_seconds"].samples
+    assert {s.labels["gen_ai_request_model"] for s in durations} == {"smollm2-135m-instruct"}
+    calls = sum(s.value for s in durations if s.name.endswith("_count"))
+    assert calls >= 2 + 1  # the short chain's two calls, and the long one's
+    tokens = {s.labels["gen_ai_token_type"] for s in families["gen_ai_client_token_usage"].samples}
+    assert tokens >= {"input", "output"}
+    runs = {
+        s.labels["agentrt_run_outcome"]: s.value
+        for s in families["agentrt_runs"].samples
+        if s.name.endswith("_total")
+    }
+    assert sum(runs.values()) == 2 and runs.get("degraded", 0) >= 1, runs
+    sla = {
+        s.labels["agentrt_sla_outcome"]
+        for s in families["agentrt_sla_runs"].samples
+        if s.name.endswith("_total")
+    }
+    assert sla <= {"met", "missed"} and sla
+    assert "agentrt_run_overshoot_seconds" in families

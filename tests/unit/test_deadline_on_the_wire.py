@@ -64,8 +64,12 @@ def record(launch_args: list[str]) -> ServerRecord:
                         model_path="m", served_model="s", launch_args=launch_args)  # fmt: skip
 
 
-def test_local_servers_schedule_by_priority_unless_told_otherwise() -> None:
-    assert record([*SCHEDULING_ARGS]).endpoint().deadline_priority
+def test_local_servers_get_deadline_priorities_only_when_asked() -> None:
+    started = record([*SCHEDULING_ARGS])
+    assert started.schedules_by_priority
+    assert not started.endpoint().deadline_priority  # off by default (AGENTRT_DEADLINE_PRIORITY)
+    assert started.endpoint(deadline_priority=True).deadline_priority
     fcfs = record([*SCHEDULING_ARGS, "--scheduling-policy", "fcfs"])
-    assert not fcfs.endpoint().deadline_priority
-    assert not record([]).endpoint().deadline_priority  # a record from an older agentrt
+    assert not fcfs.endpoint(deadline_priority=True).deadline_priority
+    old = record([])  # a record from an older agentrt: no priority scheduling
+    assert not old.endpoint(deadline_priority=True).deadline_priority
