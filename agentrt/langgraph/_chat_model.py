@@ -329,6 +329,7 @@ class TTSChatModel(BaseChatModel):
                 answer_spec=answer_spec,
                 mode=self.tool_calling,
                 endpoints=specs,
+                max_tokens=self.max_tokens,
             )
 
         return shape

@@ -181,15 +181,17 @@ def call_shape(
     answer_spec: AnswerSpec | None,
     mode: ToolCallingMode,
     endpoints: Sequence[EndpointSpec] | None,
+    max_tokens: int | None = None,
 ) -> CallShape:
-    """Decide one call's messages, output format and answer spec."""
+    """Decide one call's messages, output format and answer spec (``max_tokens``:
+    the model's cap, which a structured reply's strings are bounded to fit)."""
     plain = answer_spec or NormalisedString()
     if response_format is not None:
         resolve_mode(mode, endpoints, "structured output")  # checks the endpoints can
         return CallShape(
             messages,
             _structured_spec(response_format),
-            OutputFormat(response_format=_grammar_format(response_format)),
+            OutputFormat(response_format=_grammar_format(response_format, max_tokens)),
         )
     if not tools:
         return CallShape(messages, plain, None)
@@ -229,30 +231,63 @@ branches are validated against is the caller's, unchanged."""
 _BOUNDED_STRING_KEYS = ("maxLength", "enum", "const", "pattern", "format")
 
 
-def bounded_strings(schema: Any, max_chars: int = MAX_GRAMMAR_STRING_CHARS) -> Any:
-    """A copy of ``schema`` whose unbounded ``string`` schemas get ``maxLength``
+MIN_GRAMMAR_STRING_CHARS = 16
+CHARS_PER_TOKEN_LOW = 2.0
+"""A low estimate of characters per token inside a JSON string (a repeated short
+word tokenises at ~2): strings bounded with it fit their share of the cap."""
+STRING_SHARE = 0.6
+"""The share of a structured reply's ``max_tokens`` its strings may take; the rest
+is keys, punctuation and numbers."""
+
+
+def _unbounded_strings(schema: Any) -> list[dict[str, Any]]:
+    """The ``string`` schemas of ``schema`` without a bound of their own
     (iterative: hostile nesting cannot recurse)."""
-    root: Any = json.loads(json.dumps(schema))
-    stack = [root]
+    found = []
+    stack = [schema]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             kind = node.get("type")
             is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
             if is_string and not any(k in node for k in _BOUNDED_STRING_KEYS):
-                node["maxLength"] = max_chars
+                found.append(node)
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+    return found
+
+
+def bounded_strings(schema: Any, max_chars: int = MAX_GRAMMAR_STRING_CHARS) -> Any:
+    """A copy of ``schema`` whose unbounded ``string`` schemas get ``maxLength``."""
+    root: Any = json.loads(json.dumps(schema))
+    for node in _unbounded_strings(root):
+        node["maxLength"] = max_chars
     return root
 
 
-def _grammar_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
-    """``response_format`` as sent: its JSON schema's strings bounded."""
+def string_bound(schema: Any, max_tokens: int | None) -> int:
+    """The ``maxLength`` that lets every unbounded string of ``schema`` reach it and
+    the object still close inside ``max_tokens`` (``CHARS_PER_TOKEN_LOW`` x
+    ``STRING_SHARE`` of the cap, shared by the strings), within
+    [:data:`MIN_GRAMMAR_STRING_CHARS`, :data:`MAX_GRAMMAR_STRING_CHARS`]."""
+    if max_tokens is None:
+        return MAX_GRAMMAR_STRING_CHARS
+    strings = max(1, len(_unbounded_strings(schema)))
+    share = int(CHARS_PER_TOKEN_LOW * STRING_SHARE * max_tokens / strings)
+    return max(MIN_GRAMMAR_STRING_CHARS, min(MAX_GRAMMAR_STRING_CHARS, share))
+
+
+def _grammar_format(
+    response_format: Mapping[str, Any], max_tokens: int | None = None
+) -> dict[str, Any]:
+    """``response_format`` as sent: its JSON schema's strings bounded to fit the cap."""
     sent = dict(response_format)
     inner = sent.get("json_schema")
     if isinstance(inner, dict) and isinstance(inner.get("schema"), dict):
-        sent["json_schema"] = {**inner, "schema": bounded_strings(inner["schema"])}
+        schema = inner["schema"]
+        bound = string_bound(schema, max_tokens)
+        sent["json_schema"] = {**inner, "schema": bounded_strings(schema, bound)}
     return sent
 
 

@@ -273,3 +273,28 @@ def test_grammar_strings_are_bounded_but_validation_is_the_callers() -> None:
     assert shape.output is not None and shape.output.response_format is not None
     sent = shape.output.response_format["json_schema"]["schema"]
     assert sent["properties"]["a"]["maxLength"] == MAX_GRAMMAR_STRING_CHARS
+
+
+def test_structured_strings_are_bounded_to_fit_the_token_cap() -> None:
+    from agentrt.langgraph._tool_calling import (
+        MAX_GRAMMAR_STRING_CHARS,
+        MIN_GRAMMAR_STRING_CHARS,
+        string_bound,
+    )
+
+    joke = {"type": "object", "properties": {
+        "setup": {"type": "string"}, "punchline": {"type": "string"},
+        "rating": {"type": "integer"}, "tag": {"type": "string", "enum": ["pun"]}}}  # fmt: skip
+    # Two unbounded strings share 2 chars/token x 60% of a 100-token cap: 60 chars each,
+    # ~30 tokens each at worst, so the object closes inside the cap.
+    assert string_bound(joke, 100) == 60
+    assert string_bound(joke, None) == MAX_GRAMMAR_STRING_CHARS
+    assert string_bound(joke, 4000) == MAX_GRAMMAR_STRING_CHARS
+    assert string_bound(joke, 5) == MIN_GRAMMAR_STRING_CHARS
+    wanted = {"type": "json_schema", "json_schema": {"name": "joke", "schema": joke}}
+    shape = call_shape([{"role": "user", "content": "?"}], answer_spec=None, mode="auto",
+                       endpoints=None, response_format=wanted, max_tokens=100)  # fmt: skip
+    assert shape.output is not None and shape.output.response_format is not None
+    sent = shape.output.response_format["json_schema"]["schema"]["properties"]
+    assert sent["setup"]["maxLength"] == sent["punchline"]["maxLength"] == 60
+    assert "maxLength" not in sent["tag"]
