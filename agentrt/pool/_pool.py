@@ -92,7 +92,7 @@ request would only wait in the server's queue, so it waits here instead, where
 its deadline still bounds the wait and cancelling it costs nothing."""
 
 
-def deadline_headers(deadline: Deadline, headers: Mapping[str, str] | None) -> dict[str, str]:
+def _with_time_left(deadline: Deadline, headers: Mapping[str, str] | None) -> dict[str, str]:
     """``headers`` plus the time ``deadline`` leaves, unless it never expires."""
     out = dict(headers or {})
     if not math.isinf(deadline.hard_at):
@@ -394,7 +394,7 @@ class EndpointPool:
                 model=state.served_model,
                 started_at=started_at,
                 deadline_at=deadline.hard_at,
-                headers=deadline_headers(deadline, headers),
+                headers=_with_time_left(deadline, headers),
                 on_close=lambda s: self._on_stream_closed(state, s),
                 vllm=state.version is not None,
                 priority=deadline.priority() if state.spec.deadline_priority else None,

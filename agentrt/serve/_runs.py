@@ -162,7 +162,7 @@ class RunService:
         run_id = str(uuid.uuid4())
         if thread is not None:
             self.registry.bind(thread, name)
-            self._check_idle(thread)
+            thread.check_idle()
             graph = self.catalog.threaded(name)
             start_nodes = await self._resumes_at(thread, body, ends_by - self.clock.now())
         else:
@@ -211,16 +211,6 @@ class RunService:
             field="thread_id",
             value=thread_id,
         )
-
-    def _check_idle(self, thread: ThreadRecord) -> None:
-        if thread.running is not None:
-            raise RequestRefused(
-                409,
-                f"thread {thread.thread_id!r} is busy with run {thread.running!r}; "
-                "wait for it (join) or cancel it first",
-                field="thread_id",
-                value=thread.thread_id,
-            )
 
     async def _resumes_at(
         self, thread: ThreadRecord, body: RunCreate, within_s: float

@@ -190,6 +190,17 @@ class ThreadRecord:
             return "busy"
         return "error" if self.last_status == "error" else "idle"
 
+    def check_idle(self) -> None:
+        """A 409 while another run of this thread is running."""
+        if self.running is not None:
+            raise RequestRefused(
+                409,
+                f"thread {self.thread_id!r} is busy with run {self.running!r}; "
+                "wait for it (join) or cancel it first",
+                field="thread_id",
+                value=self.thread_id,
+            )
+
     def view(self, values: Any = None, interrupts: Any = None) -> dict[str, Any]:
         """The thread as the Agent Protocol's ``Thread``."""
         return {
@@ -246,14 +257,7 @@ class RunRegistry:
     def start(self, run: RunRecord, thread: ThreadRecord | None) -> None:
         """Record ``run`` as running (on ``thread``: a busy thread is a 409)."""
         if thread is not None:
-            if thread.running is not None:
-                raise RequestRefused(
-                    409,
-                    f"thread {thread.thread_id!r} is busy with run {thread.running!r}; "
-                    "wait for it (join) or cancel it first",
-                    field="thread_id",
-                    value=thread.thread_id,
-                )
+            thread.check_idle()
             thread.running = run.run_id
             thread.updated_at = now_iso()
         run.status = "running"

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
-    MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from agentrt.core._errors import ConfigurationError
+from agentrt.tracing._otlp import otlp_exporter
 
 __all__ = ["METRIC_EXPORTER_NAMES", "MeterSetup", "build_meter_provider"]
 
@@ -40,26 +40,6 @@ class MeterSetup:
     provider: MeterProvider
     readers: tuple[MetricReader, ...]
     registry: CollectorRegistry | None
-
-
-def _otlp_exporter(protocol: str) -> MetricExporter:
-    try:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as GrpcExporter,
-            )
-
-            return GrpcExporter()
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpExporter,
-        )
-
-        return HttpExporter()
-    except ImportError as exc:
-        package = "grpc" if protocol == "grpc" else "http"
-        raise ConfigurationError(
-            f"OTLP over {protocol} needs the package opentelemetry-exporter-otlp-proto-{package}"
-        ) from exc
 
 
 def _prometheus_reader(registry: CollectorRegistry) -> MetricReader:
@@ -84,7 +64,7 @@ def build_meter_provider(
             registry = CollectorRegistry()
             readers.append(_prometheus_reader(registry))
         elif name == "otlp":
-            readers.append(PeriodicExportingMetricReader(_otlp_exporter(otlp_protocol)))
+            readers.append(PeriodicExportingMetricReader(otlp_exporter(otlp_protocol, "metric")))
         elif name == "console":
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
         else:

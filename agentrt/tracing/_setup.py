@@ -54,6 +54,7 @@ from agentrt.tracing._flush import FLUSH_TIMEOUT_MS, flusher
 from agentrt.tracing._instruments import Metrics
 from agentrt.tracing._jsonl import JsonlSpanExporter
 from agentrt.tracing._metric_readers import METRIC_EXPORTER_NAMES, build_meter_provider
+from agentrt.tracing._otlp import otlp_exporter
 
 __all__ = [
     "EXPORTER_NAMES",
@@ -159,26 +160,6 @@ def _metric_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
     return ("prometheus",)
 
 
-def _otlp_exporter(protocol: str) -> SpanExporter:
-    try:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcExporter,
-            )
-
-            return GrpcExporter()
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
-
-        return HttpExporter()
-    except ImportError as exc:
-        package = "grpc" if protocol == "grpc" else "http"
-        raise ConfigurationError(
-            f"OTLP over {protocol} needs the package opentelemetry-exporter-otlp-proto-{package}"
-        ) from exc
-
-
 class Tracing:
     """A tracer provider with agentrt's exporters, and the meter provider
     beside it with agentrt's instruments (see :func:`configure_tracing`)."""
@@ -198,7 +179,7 @@ class Tracing:
             if name == "jsonl":
                 exporter = self.jsonl = JsonlSpanExporter(settings.traces_dir)
             elif name == "otlp":
-                exporter = _otlp_exporter(settings.otlp_protocol)
+                exporter = otlp_exporter(settings.otlp_protocol, "trace")
             else:
                 exporter = ConsoleSpanExporter()
             self.provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypedDict
 import httpx
 import pytest
 from langchain_core.messages import HumanMessage
-from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph_sdk import get_client
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +28,7 @@ from agentrt.serve import OUTCOME_EVENT, ServedGraph, create_app
 from agentrt.tracing import TracingSettings, configure_tracing, current_tracing, shutdown_tracing
 from agentrt.tts import LatencyModel
 from tests.support.postgres import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from tests.unit.test_serve_fixtures import Server, serving
+from tests.unit.test_serve_fixtures import NO_LLM, Server, chain, serving
 
 PROBLEM = {"problem": "Start with 2. Add 3. Then add 1. What is the result?"}
 LONG_PROBLEM = {
@@ -137,27 +136,19 @@ def two_calls_graph() -> Any:
         reply = await model.ainvoke([HumanMessage(state["question"])])
         return {"second": str(reply.content), "steps": ["answer"]}
 
-    builder = StateGraph(TwoCalls)
-    for name, node in (("ask", ask), ("until_drained", until_drained), ("answer", answer)):
-        builder.add_node(name, node)
-    builder.add_edge(START, "ask")
-    builder.add_edge("ask", "until_drained")
-    builder.add_edge("until_drained", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile(name="two_calls")
+    return chain(
+        TwoCalls, "two_calls", ("ask", ask), ("until_drained", until_drained), ("answer", answer)
+    )
 
 
 def two_calls_profile() -> BudgetProfile:
+    """No LLM call but in ``ask`` and ``answer``; a 1 s wrap-up reserve."""
     call = {"calls_per_visit": 1.0, "p50_s": 1.0, "p90_s": 2.0, "p95_s": 2.5, "p99_s": 3.0,
             "min_call_s": 0.3}  # fmt: skip
-    return BudgetProfile.model_validate(
-        {
-            "spec": {"deadline_s": 30.0, "reserve_s": 1.0},
-            "default_node": {"calls_per_visit": 0.0, "p50_s": 0.0, "p90_s": 0.0, "p95_s": 0.0,
-                             "p99_s": 0.0, "min_call_s": 0.0},
-            "nodes": {"ask": call, "answer": call},
-        }
-    )
+    profile = NO_LLM.model_dump()
+    profile["spec"]["reserve_s"] = 1.0
+    profile["nodes"] = {"ask": call, "answer": call}
+    return BudgetProfile.model_validate(profile)
 
 
 async def test_a_drained_thread_on_postgres_resumes_on_another_worker(

@@ -26,7 +26,7 @@ EXPECTED = {
 PACKAGES = [
     "agentrt.core", "agentrt.pool", "agentrt.tts", "agentrt.tts.probe", "agentrt.budget",
     "agentrt.tasks", "agentrt.tracing", "agentrt.langgraph", "agentrt.tuning",
-    "agentrt.tuning.probe", "agentrt.cli",
+    "agentrt.tuning.probe", "agentrt.serve", "agentrt.cli",
 ]  # fmt: skip
 
 

@@ -87,15 +87,22 @@ class ChatState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
+def chain(state: type[Any], name: str, *nodes: tuple[str, Any]) -> Any:
+    """A graph of ``nodes`` run one after another, compiled as ``name``."""
+    builder = StateGraph(state)
+    for node, function in nodes:
+        builder.add_node(node, function)
+    names = [START, *(node for node, _ in nodes), END]
+    for before, after in itertools.pairwise(names):
+        builder.add_edge(before, after)
+    return builder.compile(name=name)
+
+
 def counter_graph() -> Any:
     async def increment(state: CounterState) -> CounterState:
         return {"count": state.get("count", 0) + 1}
 
-    builder = StateGraph(CounterState)
-    builder.add_node("increment", increment)
-    builder.add_edge(START, "increment")
-    builder.add_edge("increment", END)
-    return builder.compile(name="counter")
+    return chain(CounterState, "counter", ("increment", increment))
 
 
 def steps_graph(gate: Gate) -> Any:
@@ -109,14 +116,7 @@ def steps_graph(gate: Gate) -> Any:
     async def last(state: StepsState) -> StepsState:
         return {"steps": ["last"]}
 
-    builder = StateGraph(StepsState)
-    for name, node in (("first", first), ("wait", wait), ("last", last)):
-        builder.add_node(name, node)
-    builder.add_edge(START, "first")
-    builder.add_edge("first", "wait")
-    builder.add_edge("wait", "last")
-    builder.add_edge("last", END)
-    return builder.compile(name="steps")
+    return chain(StepsState, "steps", ("first", first), ("wait", wait), ("last", last))
 
 
 def drain_graph() -> Any:
@@ -132,14 +132,9 @@ def drain_graph() -> Any:
     async def last(state: StepsState) -> StepsState:
         return {"steps": ["last"]}
 
-    builder = StateGraph(StepsState)
-    for name, node in (("first", first), ("until_drained", until_drained), ("last", last)):
-        builder.add_node(name, node)
-    builder.add_edge(START, "first")
-    builder.add_edge("first", "until_drained")
-    builder.add_edge("until_drained", "last")
-    builder.add_edge("last", END)
-    return builder.compile(name="drain")
+    return chain(
+        StepsState, "drain", ("first", first), ("until_drained", until_drained), ("last", last)
+    )
 
 
 def chat_graph() -> Any:
@@ -151,11 +146,7 @@ def chat_graph() -> Any:
         answer = await model.ainvoke(state["messages"])
         return {"messages": [answer]}
 
-    builder = StateGraph(ChatState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(name="chat")
+    return chain(ChatState, "chat", ("reply", reply))
 
 
 def offline_runtime() -> Runtime:
