@@ -14,6 +14,7 @@ from benchmarks import (
     peer,
     policies,
     priority,
+    serve_load,
     tools,
 )
 from benchmarks.registry import Benchmark
@@ -35,5 +36,6 @@ CATALOG: dict[str, Benchmark] = {
         drift.BENCHMARK,
         tools.BENCHMARK,
         priority.BENCHMARK,
+        serve_load.BENCHMARK,
     )
 }

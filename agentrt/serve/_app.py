@@ -46,6 +46,8 @@ from agentrt.serve._protocol import (
 from agentrt.serve._runs import GUARD_S, RunService, StartedRun, outcome_headers
 from agentrt.serve._streaming import EventStream, wait_disconnect
 from agentrt.serve._threads import RunRecord, RunRegistry, interrupts_of, now_iso, state_view
+from agentrt.serve._ui import ui_routes
+from agentrt.tracing import RecentRuns
 
 __all__ = ["OUTCOME_EVENT", "create_app"]
 
@@ -87,6 +89,8 @@ def create_app(
     run is refused with a 503. ``app.state.admission`` counts admitted and refused
     runs. ``telemetry``: configure agentrt's tracer and meter providers from the
     environment at start-up (``GET /metrics`` is empty until something does).
+    ``app.state.recent_runs`` keeps the latest runs' spans for the runs page
+    (``GET /ui``), from the runtime's tracer provider, else the one in use.
     """
     for name, value in (("max_deadline_s", max_deadline_s), ("max_body_bytes", max_body_bytes)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e18:
@@ -94,6 +98,7 @@ def create_app(
     catalog = GraphCatalog.of(graphs, settings)
     admission = Admission(max_in_flight=max_in_flight)
     registry = RunRegistry()
+    recent = RecentRuns()  # the runs page's waterfalls (docs/serving.md, "The runs page")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,17 +111,21 @@ def create_app(
                 opened = await stack.enter_async_context((runtime or Runtime)())
             saver = await stack.enter_async_context(open_checkpointer(checkpointer_url))
             catalog.attach(saver)
+            recent.attach(opened.tracer_provider)
             service = RunService(
-                opened, catalog, registry, admission, saver, max_deadline_s=max_deadline_s
-            )
+                opened, catalog, registry, admission, saver, max_deadline_s=max_deadline_s,
+                recent=recent,
+            )  # fmt: skip
             app.state.service = service
             try:
                 yield
             finally:
                 await service.shutdown()
+                recent.shutdown()
 
     routes = _routes(catalog, registry, admission, max_body_bytes, max_deadline_s)
     routes.append(Route("/metrics", metrics_response, methods=["GET"]))
+    routes.extend(ui_routes(registry, recent))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -129,6 +138,7 @@ def create_app(
     app.state.admission = admission
     app.state.catalog = catalog
     app.state.registry = registry
+    app.state.recent_runs = recent
     return app
 
 

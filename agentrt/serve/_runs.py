@@ -34,6 +34,7 @@ from agentrt.serve._graphs import GraphCatalog
 from agentrt.serve._protocol import CommandBody, RequestRefused, RunCreate
 from agentrt.serve._streaming import EventQueue
 from agentrt.serve._threads import RunRecord, RunRegistry, ThreadRecord
+from agentrt.tracing import RecentRuns
 
 __all__ = ["GUARD_S", "SETTLE_S", "RunService", "StartedRun", "outcome_headers"]
 
@@ -74,6 +75,7 @@ class RunService:
         *,
         max_deadline_s: float = MAX_DEADLINE_S,
         clock: Clock | None = None,
+        recent: RecentRuns | None = None,
     ) -> None:
         self.runtime = runtime
         self.catalog = catalog
@@ -82,6 +84,8 @@ class RunService:
         self.saver = saver
         self.max_deadline_s = max_deadline_s
         self.clock = clock or runtime.clock or current_clock()
+        self.recent = recent
+        """Where each run's spans are kept, under its run id (the runs page's waterfalls)."""
 
     # -- threads ------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class RunService:
         record.task = asyncio.create_task(
             self._execute(record, graph, body, config, events),
             name=f"agentrt-serve-run-{run_id}",
+            context=self.recent.context_for(run_id) if self.recent is not None else None,
         )
         return StartedRun(record, events, body.on_disconnect or "cancel")
 

@@ -12,6 +12,8 @@ Flushing never blocks the event loop: a run's end requests it from a flusher
 thread; ``await flush_traces_async()`` (or ``flush_traces()`` from sync code)
 waits for it, bounded. Trace files read back raise :class:`TraceFileError`
 (a ``ConfigurationError``) naming the file and line when malformed.
+:class:`RecentRuns` keeps the latest runs' spans in memory, bounded (what
+``agentrt serve``'s runs page draws its waterfalls from).
 
 See docs/tracing.md for what each span records.
 """
@@ -27,6 +29,7 @@ from agentrt.tracing._metrics import (
     use_meter_provider,
 )
 from agentrt.tracing._propagation import TRACEPARENT, outgoing_headers
+from agentrt.tracing._recent import RecentRuns, RecordedRun
 from agentrt.tracing._setup import (
     Tracing,
     TracingSettings,
@@ -63,6 +66,8 @@ __all__ = [
     "ChatSpans",
     "JsonlSpanExporter",
     "NodeVisit",
+    "RecentRuns",
+    "RecordedRun",
     "RunInfo",
     "ToolSpan",
     "TraceFileError",

@@ -8,6 +8,7 @@ Run it::
 
     python -m tests.support.hostile_server --port PORT --behaviour NAME
         [--host 127.0.0.1] [--model hostile] [--delay-s 30] [--size-bytes N]
+        [--answer-tokens N] [--token-interval-s S]
 
 ``--port 0`` takes a free port. Once listening it prints one line to stdout,
 ``listening on http://HOST:PORT``, and serves until killed. From a test, use
@@ -31,7 +32,8 @@ Routes, whatever the behaviour unless it says otherwise:
 Behaviours (:data:`HOSTILE_BEHAVIOURS`):
 
 ``normal``
-    Streams "The answer is 42." as five tokens for every branch of any ``n``
+    Streams "The answer is 42." as five tokens (``--answer-tokens N``: " 42"
+    N times; ``--token-interval-s``: a pause before each) for every branch of any ``n``
     (fewer if ``max_tokens`` is smaller, finishing with ``length``), each branch
     finishing with ``stop``, then a usage chunk, then ``[DONE]``.
 ``error_chunk``
@@ -118,6 +120,13 @@ class Options:
     model: str = "hostile"
     delay_s: float = 30.0
     size_bytes: int | None = None
+    answer_tokens: int | None = None
+    """``normal`` answers with this many tokens (`` 42`` repeated) instead of five."""
+    token_interval_s: float = 0.0
+    """``normal`` waits this long before each token, as a decoding server does."""
+
+    def answer(self) -> tuple[str, ...]:
+        return ANSWER_TOKENS if self.answer_tokens is None else (" 42",) * self.answer_tokens
 
     def size(self) -> int:
         return self.size_bytes if self.size_bytes is not None else _DEFAULT_SIZES[self.behaviour]
@@ -209,10 +218,13 @@ def _asked(request: Request) -> tuple[int, int]:
 
 async def _answer(options: Options, request: Request) -> AsyncIterator[bytes]:
     n, max_tokens = _asked(request)
-    tokens = ANSWER_TOKENS[:max_tokens]
+    answer = options.answer()
+    tokens = answer[:max_tokens]
     for position, token in enumerate(tokens):
         last = position == len(tokens) - 1
-        finish = ("stop" if len(tokens) == len(ANSWER_TOKENS) else "length") if last else None
+        finish = ("stop" if len(tokens) == len(answer) else "length") if last else None
+        if options.token_interval_s > 0:
+            await asyncio.sleep(options.token_interval_s)
         for index in range(n):
             yield _sse(_chunk(options.model, index, token, finish))
     usage = {"prompt_tokens": 10, "completion_tokens": n * len(tokens),
@@ -351,8 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="hostile")
     parser.add_argument("--delay-s", type=float, default=30.0)
     parser.add_argument("--size-bytes", type=int, default=None)
+    parser.add_argument("--answer-tokens", type=int, default=None)
+    parser.add_argument("--token-interval-s", type=float, default=0.0)
     args = parser.parse_args(argv)
-    options = Options(args.behaviour, args.model, args.delay_s, args.size_bytes)
+    options = Options(args.behaviour, args.model, args.delay_s, args.size_bytes,
+                      args.answer_tokens, args.token_interval_s)  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(options, args.host, args.port))
 
