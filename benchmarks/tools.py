@@ -108,7 +108,7 @@ async def run_tools(ctx: BenchContext, plan: ToolsPlan) -> list[Outcome]:
     for deadline_s in plan.deadlines_s:
         for i, task in enumerate(tasks):
             names = list(METHODS)
-            order = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
+            order = names[i % len(names) :] + names[: i % len(names)]  # rotate who goes first
             for method in order:
                 model = TTSChatModel(runtime=runtime, config=METHODS[method], slice_s=deadline_s,
                                      call_site="agent", tool_calling="constrained")  # fmt: skip

@@ -411,6 +411,9 @@ class SSEDecoder:
         """The events that ``chunk`` completes, in order."""
         if not chunk:
             return []
+        whole = self._whole_events(chunk)
+        if whole is not None:
+            return whole
         start = 1 if self._after_cr and chunk[:1] == b"\n" else 0
         events: list[ServerSentEvent] = []
         for end in _LINE_END.finditer(chunk, start):
@@ -429,6 +432,23 @@ class SSEDecoder:
         self._tail += chunk[start:]
         self._after_cr = chunk[-1:] == b"\r"
         return events
+
+    def _whole_events(self, chunk: bytes) -> list[ServerSentEvent] | None:
+        """What a streaming server nearly always sends: whole ``data: ...`` events,
+        LF-terminated, nothing pending. Their events without the line-by-line
+        parse (a few microseconds a token); ``None`` for anything else."""
+        if (
+            self._tail or self._data or self._event or self._first_line or self._after_cr
+            or not chunk.endswith(b"\n\n") or b"\r" in chunk
+        ):  # fmt: skip
+            return None
+        parts = chunk[:-2].split(b"\n\n")
+        for part in parts:
+            if not part.startswith(b"data: ") or b"\n" in part or len(part) > self.max_line_bytes:
+                return None
+        last_id = self._last_id
+        return [ServerSentEvent(part[6:].decode("utf-8", errors="replace"), "message", last_id)
+                for part in parts]  # fmt: skip
 
     def _too_long(self, what: str) -> ProtocolError:
         return ProtocolError(

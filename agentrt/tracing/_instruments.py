@@ -18,6 +18,7 @@ series stay few.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -192,7 +193,10 @@ def admission_reason(reason: str) -> str:
     return reason
 
 
+@functools.lru_cache(maxsize=1024)
 def _label(value: str) -> str:
+    """A label as recorded: redacted and cut. Cached: a server sees the same few
+    models, hosts, graphs and nodes on every call."""
     return truncate_redacted(value, MAX_LABEL_CHARS)
 
 

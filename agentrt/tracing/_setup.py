@@ -29,10 +29,12 @@ and returns at once; :func:`flush_traces_async` awaits it and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -276,9 +278,25 @@ def _provider() -> trace.TracerProvider:
     return trace.get_tracer_provider()
 
 
+_tracers: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def get_tracer() -> trace.Tracer:
-    """The tracer agentrt's spans are made with."""
-    return _provider().get_tracer(TRACER_NAME, _version())
+    """The tracer agentrt's spans are made with, one per provider.
+
+    Kept, not asked for each span: the SDK's ``get_tracer`` adds a warnings filter
+    on every call (which also empties every module's warnings cache), a tenth of a
+    millisecond per call on the executor's path."""
+    provider = _provider()
+    try:
+        return _tracers[provider]
+    except (KeyError, TypeError):  # TypeError: a provider that takes no weak reference
+        tracer = provider.get_tracer(TRACER_NAME, _version())
+        with contextlib.suppress(TypeError):
+            _tracers[provider] = tracer
+        return tracer
 
 
 def request_flush() -> Future[bool] | None:
