@@ -562,6 +562,23 @@ class Runtime:
 
     # -- reading what was learned -----------------------------------------------------
 
+    def slowdown(self) -> float:
+        """How many times longer than on an idle server a call would take now: the
+        latency model's :meth:`~agentrt.tts.LatencyModel.slowdown` at the load of
+        the least loaded healthy endpoint, in the group where that is least (where
+        the planner's cheapest config would go). 1.0 with no pool held. What a
+        server's admission check scales a graph's minimum run time by."""
+        if not self.holds_pool:
+            return 1.0
+        pool = self.pool
+        now = (self.clock or current_clock()).now()
+        factors = []
+        for group, model in self._known(pool).latency.items():
+            loads = [e.load for e in pool.endpoints if e.spec.group == group and e.healthy(now)]
+            if loads:
+                factors.append(model.slowdown(min(loads)))
+        return min(factors, default=1.0)
+
     def state(self) -> tuple[PoolState, ...]:
         """What this runtime has learned, per pool it has used."""
         states = []

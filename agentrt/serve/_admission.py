@@ -6,7 +6,10 @@ with a 503 and ``Retry-After``, since its deadline would be spent queueing. And 
 run whose deadline is shorter than the least time its graph needs (the budget
 profile's minimum over the planned path, :func:`agentrt.budget._minimum.minimum_run_s`)
 is refused at once with a 504, as gRPC fails a call whose deadline cannot be met,
-rather than run to a certain miss. Refusals are counted by reason.
+rather than run to a certain miss. That minimum is for idle servers; at the pool's
+current load it is scaled by how much longer a call takes now
+(:meth:`agentrt.langgraph.Runtime.slowdown`: the latency model at the least loaded
+endpoint's running and waiting sequences). Refusals are counted by reason.
 """
 
 from __future__ import annotations
@@ -44,14 +47,23 @@ class Admission:
                 f"max_in_flight must be an integer >= 1, got {self.max_in_flight!r}"
             )
 
-    def check_deadline(self, graph: str, deadline_s: float, minimum_s: float) -> None:
-        """Refuse (504) a run of ``graph`` that ``deadline_s`` leaves too little time."""
-        if minimum_s > deadline_s or not math.isfinite(deadline_s) or deadline_s <= 0:
+    def check_deadline(
+        self, graph: str, deadline_s: float, minimum_s: float, slowdown: float = 1.0
+    ) -> None:
+        """Refuse (504) a run of ``graph`` that ``deadline_s`` leaves too little time:
+        less than ``minimum_s`` (its minimum on idle servers) x ``slowdown`` (how
+        much longer calls take at the pool's load now, :meth:`Runtime.slowdown`)."""
+        needed_s = minimum_s * max(1.0, slowdown)
+        if needed_s > deadline_s or not math.isfinite(deadline_s) or deadline_s <= 0:
             self._refuse("deadline_too_short")
+            at_load = (
+                f" at the pool's load now ({slowdown:.2f}x its idle minimum {minimum_s:.3f}s)"
+                if slowdown > 1.0 else ""
+            )  # fmt: skip
             raise RequestRefused(
                 504,
                 f"deadline {deadline_s:.3f}s cannot be met: graph {graph!r} needs at least "
-                f"{minimum_s:.3f}s (its budget profile's minimum over the planned path)",
+                f"{needed_s:.3f}s{at_load} (its budget profile's minimum over the planned path)",
                 field="deadline_s",
                 value=round(deadline_s, 6),
             )

@@ -172,7 +172,9 @@ class RunService:
         else:
             graph, start_nodes = served.graph, None
         left_s = ends_by - self.clock.now()
-        self.admission.check_deadline(name, left_s, self.catalog.minimum_s(name, start_nodes))
+        self.admission.check_deadline(
+            name, left_s, self.catalog.minimum_s(name, start_nodes), self.runtime.slowdown()
+        )
         self.admission.enter()
         try:
             if thread is not None and thread.last_cut:

@@ -202,6 +202,16 @@ class LatencyModel:
         """Seconds per output token of one branch when ``concurrency`` sequences decode."""
         return self.decode_s_per_token.at(max(1.0, concurrency))
 
+    def slowdown(self, load: float, *, prompt_tokens: int = 256, tokens: int = 32) -> float:
+        """How many times longer a one-branch call (``prompt_tokens`` in, ``tokens``
+        out) takes with ``load`` sequences already on the server than alone (>= 1):
+        its TTFT with that load ahead, its decoding at ``load + 1`` sequences."""
+        if not math.isfinite(load) or load <= 0:
+            return 1.0
+        alone = self.ttft.predict(prompt_tokens, 0) + tokens * self.per_token_s(1.0)
+        loaded = self.ttft.predict(prompt_tokens, round(load)) + tokens * self.per_token_s(load + 1)
+        return max(1.0, loaded / alone) if alone > 0 else 1.0
+
     def _check(self, config: TTSConfig, load: int) -> None:
         if config.group != self.group:
             raise ConfigurationError(

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypedDict
 import httpx
 import pytest
 from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
 from langgraph_sdk import get_client
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,11 +25,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from agentrt.budget import BudgetProfile
 from agentrt.langgraph import LoadedGraph, Runtime, TTSChatModel, load_graph
 from agentrt.pool import EndpointSpec
-from agentrt.serve import OUTCOME_EVENT, ServedGraph, create_app
+from agentrt.serve import OUTCOME_EVENT, ServedGraph, create_app, remote_graph
 from agentrt.tracing import TracingSettings, configure_tracing, current_tracing, shutdown_tracing
 from agentrt.tts import LatencyModel
 from tests.support.postgres import postgres_server_fixture, postgres_url_fixture  # noqa: F401
-from tests.unit.test_serve_fixtures import NO_LLM, Server, chain, serving
+from tests.unit.test_serve_fixtures import NO_LLM, Server, chain, offline_runtime, serving
 
 PROBLEM = {"problem": "Start with 2. Add 3. Then add 1. What is the result?"}
 LONG_PROBLEM = {
@@ -217,3 +218,86 @@ async def test_metrics_are_scraped_after_runs(server: Server) -> None:
     }
     assert sla <= {"met", "missed"} and sla
     assert "agentrt_run_overshoot_seconds" in families
+
+
+async def test_a_messages_stream_carries_the_models_tokens(server: Server) -> None:
+    client = get_client(url=server.url, api_key=None)
+    thread = await client.threads.create()
+    events: list[tuple[str, Any]] = []
+    async for part in client.runs.stream(
+        thread["thread_id"], "math", input=PROBLEM, stream_mode=["messages", "custom"],
+        context={"deadline_s": 60},
+    ):  # fmt: skip
+        events.append((part.event, part.data))
+    assert events[-1][0] == OUTCOME_EVENT
+    pieces = [d[0] for e, d in events if e.startswith("messages")]
+    assert pieces, [e for e, _ in events]
+    message, metadata = next(d for e, d in events if e.startswith("messages"))
+    assert message["type"] in {"AIMessageChunk", "ai"} and metadata["langgraph_node"] == "solve"
+    text = "".join(str(p.get("content", "")) for p in pieces)
+    assert text.strip(), pieces  # the model's own words, token by token
+
+
+async def test_a_background_run_is_cancelled_and_says_so(server: Server) -> None:
+    client = get_client(url=server.url, api_key=None)
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "math", input=LONG_PROBLEM, context={"deadline_s": 120}
+    )
+    await asyncio.sleep(0.5)  # under way on the pool
+    loop = asyncio.get_running_loop()
+    cancelled_at = loop.time()
+    await client.runs.cancel(thread["thread_id"], run["run_id"])
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    joined_s = loop.time() - cancelled_at
+    done = await client.runs.get(thread["thread_id"], run["run_id"])
+    assert done["status"] in {"interrupted", "error"}, done
+    assert joined_s < 10, joined_s  # it ended at the cancel, not at its 120 s deadline
+
+
+async def test_an_overloaded_worker_refuses_at_once(
+    math_graph: LoadedGraph, plain_specs: list[EndpointSpec],
+    pool_latency: dict[str, LatencyModel],
+) -> None:  # fmt: skip
+    app = create_app(
+        {"math": math_graph}, max_in_flight=1,
+        runtime=lambda: Runtime(endpoints=plain_specs, latency=pool_latency),
+    )  # fmt: skip
+    with serving(app) as running:
+        client = get_client(url=running.url, api_key=None)
+        busy = asyncio.create_task(
+            client.runs.wait(None, "math", input=LONG_PROBLEM, context={"deadline_s": 30})
+        )
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            body = {"assistant_id": "math", "input": PROBLEM, "context": {"deadline_s": 30}}
+            full = await http.post("/runs/wait", json=body)
+            short = await http.post("/runs/wait", json={**body, "context": {"deadline_s": 0.05}})
+        await busy
+    assert full.status_code == 503 and full.headers["retry-after"] == "1", full.text
+    assert "its cap" in full.json()["detail"]
+    assert short.status_code == 504 and "cannot be met" in short.json()["detail"], short.text
+
+
+class Caller(TypedDict, total=False):
+    problem: str
+    answer: str | None
+
+
+async def test_a_remote_graph_node_takes_the_callers_deadline_to_the_pool(
+    server: Server,
+) -> None:
+    """A local graph whose one node is the served math graph, run under an agentrt
+    deadline: the served run gets the caller's time left in its header, and answers
+    on the pool within it."""
+    builder = StateGraph(Caller)
+    builder.add_node("remote", remote_graph("math", url=server.url, name="remote"))
+    builder.add_edge(START, "remote")
+    builder.add_edge("remote", END)
+    async with offline_runtime() as runtime:  # the caller makes no LLM call itself
+        result = await runtime.run(builder.compile(name="caller"), PROBLEM, deadline=60)
+    assert not result.degraded, result.reason
+    assert result.state.get("answer") is not None, result.state
+    (served,) = server.app.state.registry.runs()
+    assert served.deadline.source == "header" and served.deadline.seconds < 60
+    assert served.status == "success"

@@ -179,3 +179,24 @@ async def test_bad_run_options_name_the_field(options: dict[str, Any], names: st
     graph = _graph(TTSChatModel())
     with pytest.raises(ConfigurationError, match=names):
         await Runtime().run(graph, {}, **options)
+
+
+def test_the_slowdown_follows_the_least_loaded_endpoint() -> None:
+    """What admission scales a graph's minimum by: 1 on idle servers, more as the
+    least loaded endpoint's running and waiting sequences grow."""
+    cluster = FakeCluster(a=FakeVLLM(), b=FakeVLLM())
+    pool = EndpointPool(
+        [EndpointSpec(url=cluster.url("a")), EndpointSpec(url=cluster.url("b"))],
+        transport=cluster.transport, health_interval_s=0,
+    )  # fmt: skip
+    runtime = Runtime(pool=pool)
+    assert Runtime().slowdown() == 1.0  # no pool held
+    assert runtime.slowdown() == 1.0
+    a, b = pool.endpoints
+    a.server_running, b.server_running = 16.0, 4.0
+    at_four = runtime.slowdown()
+    b.server_waiting = 12.0
+    at_sixteen = runtime.slowdown()
+    assert 1.0 < at_four < at_sixteen  # the least loaded one counts: 4, then 16
+    a.ejected_until = b.ejected_until = float("inf")
+    assert runtime.slowdown() == 1.0  # no healthy endpoint: nothing to scale by

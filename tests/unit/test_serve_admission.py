@@ -97,6 +97,16 @@ def test_a_deadline_under_the_minimum_is_refused_and_counted() -> None:
     assert dict(admission.refused) == {"deadline_too_short": 1}
 
 
+def test_a_deadline_that_fits_idle_servers_is_refused_at_load() -> None:
+    admission = Admission()
+    admission.check_deadline("steps", 2.0, 1.5, slowdown=1.0)  # fits idle servers
+    with pytest.raises(RequestRefused) as refused:
+        admission.check_deadline("steps", 2.0, 1.5, slowdown=2.0)  # calls take 2x now
+    assert refused.value.status_code == 504
+    assert "needs at least 3.000s at the pool's load now (2.00x" in refused.value.detail
+    assert dict(admission.refused) == {"deadline_too_short": 1}
+
+
 @pytest.mark.parametrize("bad", [0, -1, True])
 def test_the_cap_must_be_a_positive_integer(bad: Any) -> None:
     with pytest.raises(ConfigurationError, match="max_in_flight"):

@@ -276,3 +276,11 @@ def test_accuracy_validation_and_round_trip() -> None:
         AccuracyModel(measured=(MeasuredAccuracy("single", 1, 0.1),) * 2)
     with pytest.raises(ConfigurationError, match="sample_accuracy"):
         AccuracyPrior(sample_accuracy=1.5)
+
+
+def test_the_slowdown_at_load_is_one_alone_and_grows_with_load() -> None:
+    model = LatencyModel.prior("plain")
+    assert model.slowdown(0) == 1.0 and model.slowdown(-3) == 1.0
+    assert model.slowdown(float("nan")) == 1.0
+    factors = [model.slowdown(load) for load in (1, 4, 16, 64)]
+    assert factors == sorted(factors) and factors[0] >= 1.0 and factors[-1] > factors[0]
