@@ -117,8 +117,8 @@ QUICK_ARMS = (Arm(1, True, False, (10, 50)), Arm(2, True, False, (10, 50)))
 @dataclass(frozen=True)
 class ServeLoadPlan:
     arms: tuple[Arm, ...] = FULL_ARMS
-    deadline_s: float = 4.0
-    rounds: int = 3
+    deadline_s: float = 8.0
+    rounds: int = 2
     """Runs each client makes back to back."""
     margin_s: float = 0.05
     max_in_flight: int = 64
