@@ -320,6 +320,13 @@ def _routes(
         checkpoint = _checkpoint_id(raw)
         return JSONBody(state_view(thread, await service.state(thread, checkpoint)))
 
+    async def thread_history(request: Request) -> Response:
+        service = _service(request)
+        thread = await service.thread(request.path_params["thread_id"])
+        limit, before = _history_query(await _body(request, max_body_bytes))
+        snapshots = await service.history(thread, limit=limit, before=before)
+        return JSONBody([state_view(thread, snapshot) for snapshot in snapshots])
+
     async def run_background(request: Request) -> Response:
         started = await _start(request, stream=False)
         return JSONBody(started.record.view(), headers=_location(started.record))
@@ -407,6 +414,7 @@ def _routes(
         Route("/threads/{thread_id}", thread_delete, methods=["DELETE"]),
         Route("/threads/{thread_id}/state", thread_state, methods=["GET"]),
         Route("/threads/{thread_id}/state/checkpoint", thread_state_at, methods=["POST"]),
+        Route("/threads/{thread_id}/history", thread_history, methods=["POST"]),
         Route("/runs", run_background, methods=["POST"]),
         Route("/runs/wait", run_wait, methods=["POST"]),
         Route("/runs/stream", run_stream, methods=["POST"]),
@@ -466,6 +474,35 @@ def _checkpoint_id(raw: bytes) -> str | None:
                              field="checkpoint", value=checkpoint)  # fmt: skip
     found = checkpoint.get("checkpoint_id")
     return found if isinstance(found, str) and found else None
+
+
+MAX_HISTORY = 1000
+"""The most checkpoints one history request returns."""
+
+
+def _history_query(raw: bytes) -> tuple[int, str | None]:
+    """``limit`` (1..MAX_HISTORY, default 10) and ``before``'s checkpoint id of a
+    ``POST /threads/{id}/history`` body (what ``threads.get_history`` sends)."""
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise RequestRefused(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise RequestRefused(422, "the request body must be a JSON object")
+    limit = data.get("limit", 10)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY:
+        raise RequestRefused(422, f"limit = {limit!r}: must be an integer in 1..{MAX_HISTORY}",
+                             field="limit", value=limit)  # fmt: skip
+    before = data.get("before")
+    if before is None:
+        return limit, None
+    if isinstance(before, dict):
+        before = before.get("configurable", before).get("checkpoint_id")
+    if not isinstance(before, str) or not before:
+        raise RequestRefused(422, f"before = {data.get('before')!r}: must be a checkpoint "
+                             "(an object with checkpoint_id) or its id",
+                             field="before", value=data.get("before"))  # fmt: skip
+    return limit, before
 
 
 def _version() -> str:

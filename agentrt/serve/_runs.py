@@ -130,6 +130,22 @@ class RunService:
         async with self._reading(f"reading the state of thread {thread.thread_id!r}", within_s):
             return await graph.aget_state({"configurable": configurable})
 
+    async def history(
+        self, thread: ThreadRecord, *, limit: int, before: str | None = None,
+        within_s: float = STATE_READ_S,
+    ) -> list[Any]:  # fmt: skip
+        """The thread's state snapshots, newest first: at most ``limit``, those
+        before checkpoint ``before`` when given (empty before its first run)."""
+        if thread.graph_id is None:
+            return []
+        graph = self.catalog.threaded(thread.graph_id)
+        config = {"configurable": {"thread_id": thread.thread_id, "checkpoint_ns": ""}}
+        older = None
+        if before is not None:
+            older = {"configurable": {**config["configurable"], "checkpoint_id": before}}
+        async with self._reading(f"reading the history of thread {thread.thread_id!r}", within_s):
+            return [s async for s in graph.aget_state_history(config, limit=limit, before=older)]
+
     @contextlib.asynccontextmanager
     async def _reading(self, what: str, within_s: float) -> AsyncIterator[None]:
         """A read of the checkpointer, given at most ``within_s``: past it, a 504."""

@@ -78,6 +78,27 @@ async def test_a_thread_keeps_its_state_between_runs(server: Server) -> None:
     assert [r["status"] for r in runs] == ["success", "success"]
 
 
+async def test_a_threads_history_lists_its_checkpoints_newest_first(server: Server) -> None:
+    client = _client(server)
+    tid = (await client.threads.create())["thread_id"]
+    assert await client.threads.get_history(tid) == []  # no run yet
+    await client.runs.wait(tid, "counter", input={"count": 1})
+    await client.runs.wait(tid, "counter", input={})
+    history = await client.threads.get_history(tid, limit=100)
+    assert history[0]["values"] == {"count": 3}  # the latest state first
+    assert (
+        history[0]["checkpoint"]["checkpoint_id"]
+        == (await client.threads.get_state(tid))["checkpoint"]["checkpoint_id"]
+    )
+    assert [h["values"].get("count") for h in history[:1]] == [3]
+    (one,) = await client.threads.get_history(tid, limit=1)
+    older = await client.threads.get_history(tid, limit=100, before=one["checkpoint"])
+    assert len(older) == len(history) - 1 and older[0] == history[1]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        bad = await http.post(f"/threads/{tid}/history", json={"limit": 0})
+    assert bad.status_code == 422 and "limit = 0" in bad.json()["detail"]
+
+
 async def test_a_thread_is_bound_to_one_graph(server: Server) -> None:
     client = _client(server)
     thread = await client.threads.create()
