@@ -13,7 +13,10 @@ import asyncio
 import contextlib
 import importlib.metadata
 import json
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,7 +36,7 @@ from agentrt.serve._checkpoints import open_checkpointer
 from agentrt.serve._deadlines import MAX_DEADLINE_S
 from agentrt.serve._encoding import dumps, jsonable, sse_event
 from agentrt.serve._graphs import GraphCatalog
-from agentrt.serve._metrics import metrics_response, start_telemetry
+from agentrt.serve._metrics import SharedMetrics, metrics_response, start_telemetry
 from agentrt.serve._protocol import (
     MAX_BODY_BYTES,
     AssistantSearch,
@@ -77,6 +80,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     settings: Settings | None = None,
     telemetry: bool = False,
+    shared_metrics_dir: Path | None = None,
 ) -> Starlette:
     """One worker's app serving ``graphs`` (assistant id -> compiled graph,
     :class:`~agentrt.langgraph.LoadedGraph` or :class:`ServedGraph`).
@@ -89,6 +93,9 @@ def create_app(
     run is refused with a 503. ``app.state.admission`` counts admitted and refused
     runs. ``telemetry``: configure agentrt's tracer and meter providers from the
     environment at start-up (``GET /metrics`` is empty until something does).
+    ``shared_metrics_dir``: a directory this app's worker shares with the other
+    workers on its port; each publishes its metrics there and ``GET /metrics``
+    answers them all, labelled by worker (``agentrt serve --workers N`` sets it).
     ``app.state.recent_runs`` keeps the latest runs' spans for the runs page
     (``GET /ui``), from the runtime's tracer provider, else the one in use.
     """
@@ -117,9 +124,16 @@ def create_app(
                 recent=recent,
             )  # fmt: skip
             app.state.service = service
+            publishing = None
+            if shared_metrics_dir is not None:  # one of several workers on one port
+                app.state.shared_metrics = shared = SharedMetrics(shared_metrics_dir)
+                publishing = asyncio.create_task(shared.publish_forever())
             try:
                 yield
             finally:
+                if publishing is not None:
+                    publishing.cancel()
+                    await asyncio.gather(publishing, return_exceptions=True)
                 await service.shutdown()
                 recent.shutdown()
 
@@ -242,6 +256,7 @@ def _routes(
                 "outcome_event": OUTCOME_EVENT,
                 "admission": admission.snapshot(),
                 "graphs": catalog.names(),
+                "worker": {"host": socket.gethostname(), "pid": os.getpid()},
             },
         })  # fmt: skip
 

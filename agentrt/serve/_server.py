@@ -11,7 +11,9 @@ runs; threads are shared between workers only through a shared checkpointer
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +46,8 @@ class ServeConfig(BaseModel):
     workers: int = Field(default=1, ge=1, le=256)
     checkpointer: str | None = None
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
+    metrics_dir: str | None = None
+    """Where the workers publish their metrics for one another (``workers > 1``)."""
 
 
 def _check_checkpointer(url: str | None) -> None:
@@ -69,6 +73,7 @@ def app_from_config(config: ServeConfig) -> Starlette:
         checkpointer_url=config.checkpointer,
         max_in_flight=config.max_in_flight,
         telemetry=True,
+        shared_metrics_dir=Path(config.metrics_dir) if config.metrics_dir else None,
     )
 
 
@@ -104,9 +109,11 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )  # fmt: skip
         return
-    os.environ[CONFIG_ENV] = config.model_dump_json()
-    uvicorn.run(
-        "agentrt.serve._server:app_from_env", factory=True, workers=config.workers,
-        host=config.host, port=config.port, lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="agentrt-metrics-") as metrics_dir:
+        shared = config.model_copy(update={"metrics_dir": metrics_dir})
+        os.environ[CONFIG_ENV] = shared.model_dump_json()
+        uvicorn.run(
+            "agentrt.serve._server:app_from_env", factory=True, workers=config.workers,
+            host=config.host, port=config.port, lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )  # fmt: skip

@@ -22,6 +22,7 @@ from agentrt.tracing._attributes import AGENTRT, GEN_AI, error_type
 from agentrt.tracing._chat import CallTrace, ChatSpans, chat_call, current_call
 from agentrt.tracing._content import CAPTURE_CONTENT_ENV, capture_content
 from agentrt.tracing._errors import TraceFileError
+from agentrt.tracing._exposition import merge_expositions
 from agentrt.tracing._jsonl import JsonlSpanExporter, span_to_dict
 from agentrt.tracing._metrics import (
     count_admission_refusal,
@@ -88,6 +89,7 @@ __all__ = [
     "flush_traces",
     "flush_traces_async",
     "get_tracer",
+    "merge_expositions",
     "metrics_exposition",
     "node_context",
     "node_span",

@@ -36,6 +36,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from agentrt.pool import ServerRecord
 from agentrt.tts import LatencyModel
@@ -292,3 +293,50 @@ async def test_stateless_runs_alternate_between_the_hosts(
     for replica, before in zip(replicas, sent_before, strict=True):
         if replica.pool_ports:  # in a namespace: its calls went through its own gateway
             assert replica.sent_to_pool() > before, replica.host.isolation
+
+
+@pytest.fixture(scope="module")
+def two_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+    local_servers: list[ServerRecord],
+    pool_latency: dict[str, LatencyModel],
+) -> Iterator[str]:
+    """``agentrt serve --workers 2`` on loopback (its URL), both workers started."""
+    plain = [s for s in local_servers if s.group == "plain"]
+    base = tmp_path_factory.mktemp("workers")
+    calibration = _calibration(base / "calibration.toml", pool_latency)
+    endpoints = [f"{s.group}=http://{LOOPBACK}:{s.port}" for s in plain]
+    port, log = free_port(), base / "workers.log"
+    argv = [str(AGENTRT), "serve", "graphs/math.py:graph", "--port", str(port), "--workers", "2"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=_environment(endpoints, plain, calibration, base / "home"),
+        )  # fmt: skip
+    with _stopping(process):
+        give_up = time.monotonic() + START_TIMEOUT_S
+        while log.read_text(errors="replace").count("Application startup complete.") < 2:
+            if process.poll() is not None or time.monotonic() > give_up:
+                pytest.fail(f"the two workers did not start:\n{_tail(log)}")
+            time.sleep(POLL_S)
+        yield f"http://{LOOPBACK}:{port}"
+
+
+async def test_two_workers_on_one_port_answer_each_others_metrics(two_workers: str) -> None:
+    """A scrape reaches one worker; it answers every worker's series, labelled by
+    worker, so no run is missing whichever worker ran it."""
+    client = get_client(url=two_workers, api_key=None)
+    runs = 4
+    await asyncio.gather(*(_solve(client, None, PROBLEM) for _ in range(runs)))
+    await asyncio.sleep(2 * 2.0 + 1)  # each worker publishes every 2 s
+    async with httpx.AsyncClient(base_url=two_workers) as http:
+        scraped = await http.get("/metrics")
+        info = (await http.get("/info")).json()
+    assert scraped.status_code == 200, scraped.text
+    families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+    counted = [s for s in families["agentrt_runs"].samples if s.name.endswith("_total")]
+    assert sum(s.value for s in counted) == runs, counted
+    workers = {s.labels["worker"] for s in families["gen_ai_client_operation_duration_seconds"]
+               .samples}  # fmt: skip
+    assert workers and all(w.isdigit() for w in workers), workers
+    assert isinstance(info["agentrt"]["worker"]["pid"], int), info
