@@ -149,14 +149,18 @@ def chat_graph() -> Any:
     return chain(ChatState, "chat", ("reply", reply))
 
 
-def offline_runtime() -> Runtime:
-    """A Runtime whose pool answers nothing: the graphs served here make no LLM call."""
-    pool = EndpointPool(
+def offline_pool() -> EndpointPool:
+    """A pool that answers nothing (503): for graphs that make no LLM call."""
+    return EndpointPool(
         [EndpointSpec(url="http://127.0.0.1:9")],
         transport=httpx.MockTransport(lambda request: httpx.Response(503)),
         health_interval_s=0,
     )
-    return Runtime(pool=pool)
+
+
+def offline_runtime() -> Runtime:
+    """A Runtime whose pool answers nothing: the graphs served here make no LLM call."""
+    return Runtime(pool=offline_pool())
 
 
 def served_graphs(gate: Gate) -> dict[str, ServedGraph]:

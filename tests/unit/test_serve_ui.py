@@ -17,7 +17,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from agentrt.langgraph import Runtime
-from agentrt.pool import EndpointPool, EndpointSpec
 from agentrt.serve import ServedGraph, create_app
 from agentrt.tracing._waterfall import COLOURS
 from tests.unit.test_serve_fixtures import (
@@ -27,6 +26,7 @@ from tests.unit.test_serve_fixtures import (
     StepsState,
     chain,
     counter_graph,
+    offline_pool,
     serving,
     steps_graph,
     wait_for,
@@ -63,12 +63,7 @@ def broken_graph() -> Any:
 
 def traced_runtime() -> Runtime:
     """A Runtime whose pool answers nothing, with its own tracer provider."""
-    pool = EndpointPool(
-        [EndpointSpec(url="http://127.0.0.1:9")],
-        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
-        health_interval_s=0,
-    )
-    return Runtime(pool=pool, tracer_provider=TracerProvider())
+    return Runtime(pool=offline_pool(), tracer_provider=TracerProvider())
 
 
 @pytest.fixture
